@@ -1,0 +1,67 @@
+/**
+ * The fine-tune config (finetune.yaml) as the engine receives it: every default filled in and every path
+ * absolute. Field names are the YAML's (snake_case) so a user's file and the wire read the same.
+ * The JSON Schema in schemas/finetune.schema.json is the source of truth for ranges and defaults.
+ */
+export type Quantization = 'nf4' | 'fp4' | 'int8' | 'none';
+export type ComputeDtype = 'auto' | 'bfloat16' | 'float16' | 'float32';
+export type Optimizer = 'adamw_torch' | 'paged_adamw_8bit';
+export type LrScheduler = 'linear' | 'cosine' | 'constant';
+export type LossOn = 'response' | 'all';
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  target_modules: string[];
+}
+
+export interface DataConfig {
+  /** Absolute path of the training JSONL. */
+  train: string;
+  /** Absolute path, or null: then `validation_split` of train is held out (seeded). */
+  validation: string | null;
+  test: string | null;
+  /** Fraction of train held out for validation when `validation` is null (0 disables eval). */
+  validation_split: number;
+}
+
+export interface TrainConfig {
+  max_steps: number;
+  micro_batch_size: number;
+  gradient_accumulation: number;
+  learning_rate: number;
+  lr_scheduler: LrScheduler;
+  warmup_steps: number;
+  weight_decay: number;
+  max_grad_norm: number;
+  optimizer: Optimizer;
+  gradient_checkpointing: boolean;
+  /** Optimizer steps between evaluations (0: never). */
+  eval_every: number;
+  /** Validation batches per evaluation (0: the whole validation set). */
+  eval_batches: number;
+  /** Optimizer steps between checkpoints (0: only at the end and on cancel). */
+  save_every: number;
+  log_every: number;
+  /** Checkpoints kept on disk (oldest removed first); at least 1. */
+  keep_checkpoints: number;
+  seed: number;
+}
+
+export interface ResolvedConfig {
+  /** Hub id or absolute path of a local model folder. */
+  model: string;
+  trust_remote_code: boolean;
+  quantization: Quantization;
+  double_quant: boolean;
+  compute_dtype: ComputeDtype;
+  lora: LoraConfig;
+  data: DataConfig;
+  /** Absolute path of the prompt template (YAML with `prompt` and `response` Jinja parts). */
+  template: string;
+  max_length: number;
+  loss_on: LossOn;
+  packing: boolean;
+  train: TrainConfig;
+}

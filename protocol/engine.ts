@@ -1,0 +1,241 @@
+/**
+ * The server <-> engine channel: JSON-RPC 2.0 over the engine's stdio with LSP's Content-Length framing.
+ * engine/qlora_engine/protocol.py mirrors every method name and error code here; test/unit/protocol.test.ts
+ * checks that the two agree. Requests are `noun/verb` (or a bare lifecycle verb), notifications `noun/didX`.
+ */
+import type { ResolvedConfig } from './config';
+
+// ---------------------------------------------------------------- lifecycle
+
+export const Initialize = 'initialize';
+export interface InitializeParams {
+  clientName: string;
+}
+export interface GpuInfo {
+  index: number;
+  name: string;
+  totalMemory: number; // bytes
+  freeMemory: number; // bytes
+  capability: [number, number];
+  bf16: boolean;
+}
+export interface PackageInfo {
+  available: boolean;
+  version: string | null;
+  /** Why it is unavailable (import error), when it is. */
+  error: string | null;
+}
+export interface EnvReport {
+  python: { version: string; executable: string };
+  platform: string;
+  torch: PackageInfo & { cuda: string | null };
+  transformers: PackageInfo;
+  peft: PackageInfo;
+  accelerate: PackageInfo;
+  bitsandbytes: PackageInfo;
+  cuda: { available: boolean; devices: GpuInfo[] };
+}
+export type InitializeResult = EnvReport;
+
+export const Shutdown = 'shutdown';
+export type ShutdownResult = null;
+
+// ---------------------------------------------------------------- training
+
+export const TrainStart = 'train/start';
+export interface TrainStartParams {
+  /** Folder the run writes (created by the engine once the inputs validate). */
+  runDir: string;
+  config: ResolvedConfig;
+  /** Resume from the newest complete checkpoint in runDir instead of starting fresh. */
+  resume: boolean;
+}
+export interface DataSummary {
+  trainRecords: number;
+  validationRecords: number;
+  /** Records dropped because prompt + response reached max_length; never silent. */
+  droppedTooLong: number;
+  /** Sequences after packing (equals trainRecords without packing). */
+  trainSequences: number;
+}
+export interface TrainStartResult {
+  runId: string;
+  runDir: string;
+  totalSteps: number;
+  /** Optimizer step the run continues from (0 for a fresh run). */
+  startStep: number;
+  data: DataSummary;
+}
+
+export const TrainCancel = 'train/cancel';
+export interface TrainCancelParams {
+  runId: string;
+}
+export interface TrainCancelResult {
+  /** False when no such run is active (already ended). */
+  cancelling: boolean;
+}
+
+export const TrainPlan = 'train/plan';
+export interface TrainPlanParams {
+  config: ResolvedConfig;
+}
+export interface PlanTerm {
+  name: string;
+  bytes: number;
+  detail: string;
+}
+export interface TrainPlanResult {
+  /** Parameters of the base model, and of the LoRA adapter for this config. */
+  baseParameters: number;
+  loraParameters: number;
+  /** Estimated peak with gradient checkpointing as configured, and both variants. */
+  peakBytes: number;
+  peakBytesWithCheckpointing: number;
+  peakBytesWithoutCheckpointing: number;
+  /** Largest first. */
+  terms: PlanTerm[];
+  device: GpuInfo | null;
+  /** peakBytes <= device.freeMemory; null without a GPU. */
+  fits: boolean | null;
+}
+
+// ---------------------------------------------------------------- generation
+
+export const Generate = 'generate';
+export interface GenerateParams {
+  /** Model, quantization, compute dtype, template and max_length come from here. */
+  config: ResolvedConfig;
+  /** PEFT adapter folder; null generates with the base model. */
+  adapter: string | null;
+  /** Template variables per prompt (rendered through the config's template prompt part). */
+  records: Record<string, unknown>[];
+  maxNewTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  seed: number;
+  batchSize: number;
+}
+export interface Completion {
+  text: string;
+  promptTokens: number;
+  newTokens: number;
+}
+export interface GenerateResult {
+  completions: Completion[];
+  seconds: number;
+}
+
+// ---------------------------------------------------------------- notifications (engine -> server)
+
+export const TrainDidStage = 'train/didStage';
+export type Stage = 'loading-data' | 'loading-model' | 'training' | 'saving';
+export interface TrainDidStageParams {
+  runId: string;
+  stage: Stage;
+  message: string;
+}
+
+export const TrainDidProgress = 'train/didProgress';
+export interface TrainDidProgressParams {
+  runId: string;
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  /** torch.cuda.max_memory_allocated since the run began; null on CPU. */
+  gpuMemoryBytes: number | null;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
+export const TrainDidEval = 'train/didEval';
+export interface TrainDidEvalParams {
+  runId: string;
+  step: number;
+  evalLoss: number;
+  evalRecords: number;
+}
+
+export const TrainDidCheckpoint = 'train/didCheckpoint';
+export interface TrainDidCheckpointParams {
+  runId: string;
+  step: number;
+  path: string;
+}
+
+export const TrainDidEnd = 'train/didEnd';
+export type RunStatus = 'completed' | 'cancelled' | 'failed';
+export interface TrainDidEndParams {
+  runId: string;
+  status: RunStatus;
+  step: number;
+  /** Final adapter folder when completed; null otherwise. */
+  adapterPath: string | null;
+  /** The newest checkpoint to resume from, when any. */
+  checkpointPath: string | null;
+  error: EngineErrorData | null;
+}
+
+// ---------------------------------------------------------------- errors
+
+/** JSON-RPC error codes for known failures; each carries a message a user can act on. */
+export const ErrorCodes = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  OutOfMemory: -32001,
+  BitsAndBytesMissing: -32002,
+  ModelNotFound: -32003,
+  BadDataset: -32004,
+  BadConfig: -32005,
+  BadTemplate: -32006,
+  CudaUnavailable: -32007,
+  RunNotFound: -32008,
+  Busy: -32009,
+  CheckpointNotFound: -32010,
+} as const;
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Codes that mean "the user's input is wrong": the CLI exits 2 for these. */
+export const BadInputCodes: readonly number[] = [
+  ErrorCodes.ModelNotFound,
+  ErrorCodes.BadDataset,
+  ErrorCodes.BadConfig,
+  ErrorCodes.BadTemplate,
+  ErrorCodes.CudaUnavailable,
+  ErrorCodes.BitsAndBytesMissing,
+  ErrorCodes.CheckpointNotFound,
+];
+
+/** `error.data` of a known failure: where the problem is. */
+export interface EngineErrorData {
+  code: number;
+  message: string;
+  file?: string;
+  /** 1-based. */
+  line?: number;
+  /** Dotted config path (`train.learning_rate`) or JSONL field name. */
+  field?: string;
+}
+
+/** Every method name, for the Python mirror check. */
+export const EngineMethods = [
+  Initialize,
+  Shutdown,
+  TrainStart,
+  TrainCancel,
+  TrainPlan,
+  Generate,
+  TrainDidStage,
+  TrainDidProgress,
+  TrainDidEval,
+  TrainDidCheckpoint,
+  TrainDidEnd,
+] as const;
