@@ -1,0 +1,148 @@
+/**
+ * What every subcommand gets: where to write, the environment, how to reach the engine, and the shared
+ * handling of failures (exit codes: 0 ok, 1 failed, 2 bad input, 130 cancelled).
+ */
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BadInputCodes } from '../../../protocol/engine';
+import { displayPath } from '../config/errors';
+import { locateConfigField } from '../config/load';
+import { PythonNotFoundError } from '../engine/python';
+import { EngineError } from '../engine/rpc';
+import { EngineCrashedError, EngineSupervisor } from '../engine/supervise';
+import type { Output } from './output';
+
+export const ExitCode = { Ok: 0, Failed: 1, BadInput: 2, Cancelled: 130 } as const;
+
+export interface SignalSource {
+  on(signal: 'SIGINT', listener: () => void): unknown;
+  off(signal: 'SIGINT', listener: () => void): unknown;
+}
+
+export interface CliContext {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  stdout: Output;
+  stderr: Output;
+  signals: SignalSource;
+  /**
+   * The engine to use. Default: a new supervisor per command, shut down when the command ends. Tests pass a
+   * shared one (`owned: false`) so several commands reuse one engine process.
+   */
+  engine?: (options: { python: string | undefined }) => { supervisor: EngineSupervisor; owned: boolean };
+}
+
+export interface Command {
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** Full `--help` text. */
+  usage: string;
+  run(args: string[], ctx: CliContext): Promise<number>;
+}
+
+export function processContext(): CliContext {
+  return { cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process };
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** node:util parseArgs with usage errors as UsageError (printed with the command's usage, exit 2). */
+export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export function openEngine(ctx: CliContext, python: string | undefined): { supervisor: EngineSupervisor; owned: boolean } {
+  if (ctx.engine) return ctx.engine({ python });
+  const supervisor = new EngineSupervisor({ clientName: 'qlora-studio-cli', python: () => python, cwd: ctx.cwd, env: ctx.env });
+  return { supervisor, owned: true };
+}
+
+/** Where an engine error points: file, line and (when known) column, plus the field. */
+export interface ErrorLocation {
+  message: string;
+  file?: string;
+  line?: number;
+  column?: number;
+  field?: string;
+}
+
+/**
+ * An engine error's location. One that names a config field but no file (`lora.target_modules`) is pointed
+ * at that field in `configFile`, so it reads like a config error: `finetune.yaml:5:19 lora.target_modules: …`.
+ */
+export function locateEngineError(error: EngineError | ErrorLocation, configFile?: string): ErrorLocation {
+  const data = error instanceof EngineError ? { ...error.data, message: error.message } : error;
+  const located: ErrorLocation = { message: data.message, file: data.file, line: data.line, field: data.field };
+  if (!located.file && located.field && configFile) {
+    const pos = locateConfigField(configFile, located.field);
+    if (pos) Object.assign(located, { file: configFile, line: pos.line, column: pos.column });
+  }
+  return located;
+}
+
+/**
+ * `file:line[:col] field: message`, `file:line: message` or `field: message`. The engine often starts its
+ * message with the same place (`train.jsonl:3:32: invalid JSON`); that prefix is folded into the location
+ * instead of being printed twice.
+ */
+export function formatEngineError(error: ErrorLocation, cwd: string): string {
+  let message = error.message;
+  let where = '';
+  if (error.file) {
+    where = displayPath(error.file, cwd);
+    const name = escapeRegExp(path.basename(error.file));
+    const prefix = new RegExp(`^(?:\\S*[\\\\/])?${name}((?::\\d+)+):? `).exec(message);
+    if (prefix) {
+      where += prefix[1];
+      message = message.slice(prefix[0].length);
+    } else if (error.line) {
+      where += `:${error.line}${error.column ? `:${error.column}` : ''}`;
+    }
+  }
+  if (error.field) {
+    const fieldPrefix = `${error.field}: `;
+    if (message.startsWith(fieldPrefix)) message = message.slice(fieldPrefix.length);
+    return where ? `${where} ${error.field}: ${message}` : `${error.field}: ${message}`;
+  }
+  return where ? `${where}: ${message}` : message;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export function isBadInputCode(code: number): boolean {
+  return BadInputCodes.includes(code);
+}
+
+/** Prints why an engine call failed and returns the exit code it means. */
+export function reportFailure(error: unknown, ctx: CliContext, configFile?: string): number {
+  if (error instanceof PythonNotFoundError) {
+    ctx.stderr.write(`error: ${error.message}\n`);
+    return ExitCode.BadInput;
+  }
+  if (error instanceof EngineError) {
+    ctx.stderr.write(`${formatEngineError(locateEngineError(error, configFile), ctx.cwd)}\n`);
+    return isBadInputCode(error.code) ? ExitCode.BadInput : ExitCode.Failed;
+  }
+  ctx.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  return ExitCode.Failed;
+}
+
+/** JSON form of a failure, for `--json` consumers. */
+export function failureJson(error: unknown, configFile?: string): Record<string, unknown> {
+  if (error instanceof EngineError) return { event: 'error', code: error.code, ...locateEngineError(error, configFile) };
+  if (error instanceof EngineCrashedError) return { event: 'error', message: error.message, stderr: error.stderrTail };
+  return { event: 'error', message: error instanceof Error ? error.message : String(error) };
+}
+
+export function writeJson(out: Output, value: unknown): void {
+  out.write(`${JSON.stringify(value)}\n`);
+}

@@ -1,0 +1,123 @@
+/**
+ * Terminal output: number formats, aligned tables, and the training progress line — a bar redrawn in place on
+ * a TTY, one plain line per update otherwise (CI logs, pipes).
+ */
+import type { TrainDidProgressParams } from '../../../protocol/engine';
+
+/** Where the CLI writes; process.stdout / process.stderr satisfy it, tests pass a buffer. */
+export interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit]}`;
+}
+
+/** 2.78 B, 10.5 M, 12.3 K */
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
+  return String(n);
+}
+
+/** 45s, 3m07s, 1h02m */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function formatLr(lr: number): string {
+  return lr === 0 ? '0' : lr.toExponential(2);
+}
+
+export function formatRate(tokensPerSecond: number): string {
+  return `${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`;
+}
+
+/** Rows of cells, left-aligned and padded; `align` marks right-aligned columns. */
+export function table(rows: readonly (readonly string[])[], options: { indent?: string; right?: readonly number[] } = {}): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  const indent = options.indent ?? '';
+  return rows
+    .map((row) =>
+      indent +
+      row
+        .map((cell, i) => {
+          if (i === row.length - 1 && !options.right?.includes(i)) return cell;
+          return options.right?.includes(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+        })
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** The fields shown for one progress update, shared by the bar and the plain line. */
+export function progressFields(p: TrainDidProgressParams): string[] {
+  const fields = [`loss ${p.loss.toFixed(4)}`, `lr ${formatLr(p.learningRate)}`, formatRate(p.tokensPerSecond)];
+  if (p.gpuMemoryBytes !== null) fields.push(`mem ${formatBytes(p.gpuMemoryBytes)}`);
+  fields.push(p.step >= p.totalSteps ? `took ${formatDuration(p.elapsedSeconds)}` : `ETA ${formatDuration(p.etaSeconds)}`);
+  return fields;
+}
+
+/**
+ * One status line at the bottom of a TTY, redrawn in place; `log` prints a line above it.
+ * Off a TTY the same calls print plain lines, so a CI log reads as a list of updates.
+ */
+export class ProgressLine {
+  private current: string | null = null;
+
+  constructor(private readonly out: Output) {}
+
+  get interactive(): boolean {
+    return this.out.isTTY === true;
+  }
+
+  /** A permanent line (stage, eval, checkpoint, warnings). */
+  log(line: string): void {
+    if (this.interactive && this.current !== null) {
+      this.out.write(`\r\x1b[2K${line}\n${this.current}`);
+    } else {
+      this.out.write(`${line}\n`);
+    }
+  }
+
+  progress(p: TrainDidProgressParams): void {
+    const fields = progressFields(p).join('  ');
+    if (!this.interactive) {
+      this.out.write(`step ${p.step}/${p.totalSteps}  ${fields}\n`);
+      return;
+    }
+    const columns = this.out.columns ?? 80;
+    const counter = `step ${String(p.step).padStart(String(p.totalSteps).length)}/${p.totalSteps}`;
+    const fraction = p.totalSteps > 0 ? Math.min(1, p.step / p.totalSteps) : 0;
+    const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
+    const barWidth = Math.max(10, Math.min(30, columns - counter.length - percent.length - fields.length - 6));
+    const filled = Math.round(fraction * barWidth);
+    const bar = '█'.repeat(filled) + '░'.repeat(barWidth - filled);
+    let line = `${counter} ${bar} ${percent}  ${fields}`;
+    if (line.length > columns - 1) line = line.slice(0, Math.max(0, columns - 1));
+    this.current = line;
+    this.out.write(`\r\x1b[2K${line}`);
+  }
+
+  /** Leaves the last bar on screen and moves below it. */
+  done(): void {
+    if (this.interactive && this.current !== null) this.out.write('\n');
+    this.current = null;
+  }
+}

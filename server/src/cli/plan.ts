@@ -1,0 +1,103 @@
+/** `qlora-studio plan`: the engine's memory estimate for a config, against the GPU's free memory. */
+import * as path from 'node:path';
+import { TrainPlan, type TrainPlanResult } from '../../../protocol/engine';
+import type { ResolvedConfig } from '../../../protocol/config';
+import { displayPath } from '../config/errors';
+import { loadConfig, parseOverrideNumber, type ConfigOverride } from '../config/load';
+import {
+  ExitCode,
+  failureJson,
+  openEngine,
+  parseCommandArgs,
+  reportFailure,
+  UsageError,
+  writeJson,
+  type CliContext,
+  type Command,
+} from './context';
+import { formatBytes, formatCount, table } from './output';
+
+const usage = `Usage: qlora-studio plan <config.yaml> [options]
+
+Estimate the peak GPU memory of a fine-tune (largest terms first, with and without gradient checkpointing)
+and compare it with the GPU's free memory, without loading the model.
+
+Options:
+  --micro-batch-size <n>   override train.micro_batch_size
+  --python <path>          Python for the engine (default: $QLORA_STUDIO_PYTHON, else the project's .venv)
+  --json                   print the engine's estimate as one JSON object
+  -h, --help               show this help
+`;
+
+const options = {
+  'micro-batch-size': { type: 'string' },
+  python: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const planCommand: Command = { name: 'plan', summary: 'estimate the GPU memory a config needs', usage, run: runPlan };
+
+async function runPlan(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, options);
+  if (values.help) {
+    ctx.stdout.write(usage);
+    return ExitCode.Ok;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one config file, got ${positionals.length}`);
+  const overrides: ConfigOverride[] = [];
+  if (values['micro-batch-size'] !== undefined) {
+    const value = parseOverrideNumber(values['micro-batch-size']);
+    overrides.push({ field: 'train.micro_batch_size', value, flag: '--micro-batch-size' });
+  }
+  const loaded = loadConfig(path.resolve(ctx.cwd, positionals[0]!), { overrides, env: ctx.env });
+  if (!loaded.ok) {
+    for (const error of loaded.errors) {
+      ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
+      if (values.json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
+    }
+    return ExitCode.BadInput;
+  }
+  const { supervisor, owned } = openEngine(ctx, values.python);
+  try {
+    const plan = await supervisor.request(TrainPlan, { config: loaded.config });
+    if (values.json) writeJson(ctx.stdout, plan);
+    else ctx.stdout.write(formatPlan(plan, loaded.config, displayPath(loaded.file, ctx.cwd)));
+    return ExitCode.Ok;
+  } catch (error) {
+    if (values.json) writeJson(ctx.stdout, failureJson(error, loaded.file));
+    return reportFailure(error, ctx, loaded.file);
+  } finally {
+    if (owned) await supervisor.shutdown();
+  }
+}
+
+export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: string): string {
+  const t = config.train;
+  const lines = [
+    `Memory plan for ${name}: ${config.model}, quantization ${config.quantization}, LoRA r=${config.lora.r}, ` +
+      `${t.micro_batch_size} x ${config.max_length} tokens per micro-batch`,
+    `  parameters: ${formatCount(plan.baseParameters)} base (frozen), ${formatCount(plan.loraParameters)} LoRA (trained)`,
+    '',
+  ];
+  const terms = [...plan.terms].sort((a, b) => b.bytes - a.bytes);
+  const rows = [['term', 'memory', 'detail'], ...terms.map((term) => [term.name, formatBytes(term.bytes), term.detail])];
+  lines.push(table(rows, { indent: '  ', right: [1] }), '');
+  const on = t.gradient_checkpointing;
+  const peaks = [
+    [`peak, gradient checkpointing on${on ? ' (configured)' : ''}`, formatBytes(plan.peakBytesWithCheckpointing)],
+    [`peak, gradient checkpointing off${on ? '' : ' (configured)'}`, formatBytes(plan.peakBytesWithoutCheckpointing)],
+  ];
+  lines.push(table(peaks, { indent: '  ', right: [1] }));
+  if (plan.device) {
+    const d = plan.device;
+    const verdict = plan.fits
+      ? `fits (${formatBytes(d.freeMemory - plan.peakBytes)} to spare)`
+      : `does NOT fit: ${formatBytes(plan.peakBytes - d.freeMemory)} short` +
+        (on || plan.peakBytesWithCheckpointing > d.freeMemory ? '; lower micro_batch_size or max_length' : '; turn on gradient_checkpointing');
+    lines.push(`  GPU ${d.index} ${d.name}: ${formatBytes(d.freeMemory)} free of ${formatBytes(d.totalMemory)} → ${verdict}`);
+  } else {
+    lines.push('  no GPU detected: the estimate is for a CUDA GPU; on the CPU use quantization: none');
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,114 @@
+/** How `train` shows a run: human text (progress bar on a TTY) or one JSON object per event (`--json`). */
+import type {
+  TrainDidCheckpointParams,
+  TrainDidEndParams,
+  TrainDidEvalParams,
+  TrainDidProgressParams,
+  TrainDidStageParams,
+  TrainStartResult,
+} from '../../../protocol/engine';
+import { displayPath } from '../config/errors';
+import { formatEngineError, writeJson } from './context';
+import { ProgressLine, type Output } from './output';
+
+export interface RunSummary {
+  end: TrainDidEndParams;
+  runDir: string;
+  /** The command that continues this run, when it can be resumed. */
+  resumeCommand: string | null;
+  logFile: string;
+}
+
+export interface TrainView {
+  started(result: TrainStartResult, resumed: boolean): void;
+  stage(p: TrainDidStageParams): void;
+  progress(p: TrainDidProgressParams): void;
+  evaluated(p: TrainDidEvalParams): void;
+  checkpoint(p: TrainDidCheckpointParams): void;
+  /** Something the user should know now (cancelling, engine stopped). */
+  note(message: string): void;
+  ended(summary: RunSummary): void;
+}
+
+export class JsonTrainView implements TrainView {
+  constructor(private readonly out: Output) {}
+  started(result: TrainStartResult, resumed: boolean): void {
+    writeJson(this.out, { event: 'start', ...result, resumed });
+  }
+  stage(p: TrainDidStageParams): void {
+    writeJson(this.out, { event: 'stage', ...p });
+  }
+  progress(p: TrainDidProgressParams): void {
+    writeJson(this.out, { event: 'progress', ...p });
+  }
+  evaluated(p: TrainDidEvalParams): void {
+    writeJson(this.out, { event: 'eval', ...p });
+  }
+  checkpoint(p: TrainDidCheckpointParams): void {
+    writeJson(this.out, { event: 'checkpoint', ...p });
+  }
+  note(message: string): void {
+    writeJson(this.out, { event: 'note', message });
+  }
+  ended(s: RunSummary): void {
+    writeJson(this.out, { event: 'end', ...s.end, run_dir: s.runDir, adapter: s.end.adapterPath, log: s.logFile });
+  }
+}
+
+export class TextTrainView implements TrainView {
+  private readonly line: ProgressLine;
+  constructor(
+    out: Output,
+    private readonly err: Output,
+    private readonly cwd: string,
+  ) {
+    this.line = new ProgressLine(out);
+  }
+
+  private show(file: string): string {
+    return displayPath(file, this.cwd);
+  }
+
+  started(r: TrainStartResult, resumed: boolean): void {
+    const d = r.data;
+    const verb = resumed ? `Resuming run ${r.runId} at step ${r.startStep}` : `Run ${r.runId}`;
+    this.line.log(`${verb} → ${this.show(r.runDir)}  (${r.totalSteps} steps)`);
+    let data = `Data: ${d.trainRecords} training records`;
+    if (d.trainSequences !== d.trainRecords) data += ` in ${d.trainSequences} packed sequences`;
+    data += `, ${d.validationRecords} validation`;
+    if (d.droppedTooLong > 0) data += `; ${d.droppedTooLong} dropped (prompt + response reach max_length)`;
+    this.line.log(data);
+  }
+  stage(p: TrainDidStageParams): void {
+    this.line.log(`• ${p.message || p.stage}`);
+  }
+  progress(p: TrainDidProgressParams): void {
+    this.line.progress(p);
+  }
+  evaluated(p: TrainDidEvalParams): void {
+    this.line.log(`  eval at step ${p.step}: loss ${p.evalLoss.toFixed(4)} on ${p.evalRecords} records`);
+  }
+  checkpoint(p: TrainDidCheckpointParams): void {
+    this.line.log(`  checkpoint at step ${p.step}: ${this.show(p.path)}`);
+  }
+  note(message: string): void {
+    this.line.log(message);
+  }
+  ended(s: RunSummary): void {
+    this.line.done();
+    const { end } = s;
+    const write = (text: string): unknown => (end.status === 'completed' ? this.line.log(text) : this.err.write(`${text}\n`));
+    if (end.status === 'completed') {
+      write(`Completed at step ${end.step}.`);
+      if (end.adapterPath) write(`Adapter: ${this.show(end.adapterPath)}`);
+    } else if (end.status === 'cancelled') {
+      write(`Cancelled at step ${end.step}.`);
+    } else {
+      const reason = end.error ? formatEngineError(end.error, this.cwd) : 'unknown error';
+      write(`Failed at step ${end.step}: ${reason}`);
+      write(`Engine log: ${this.show(s.logFile)}`);
+    }
+    if (end.status !== 'completed' && end.checkpointPath) write(`Checkpoint: ${this.show(end.checkpointPath)}`);
+    if (s.resumeCommand) write(`Resume with: ${s.resumeCommand}`);
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The real CLI (`node --import tsx server/src/cli.ts`) against the real Python engine and the tiny
+ * random-weight Phi model (samples/models/tiny-phi), offline, on whatever device the engine finds.
+ * Skipped only when no engine Python can be found at all (QLORA_STUDIO_PYTHON or <repo>/.venv), saying why.
+ *
+ * An engine start costs ~10 s (importing torch, transformers, peft) on a 2-core CI box, so: the paths that
+ * need a real process (exit codes, stdout JSON, Ctrl-C) run `node --import tsx server/src/cli.ts` as a child;
+ * everything else runs the same `runCli` in-process against ONE shared engine process, as the extension would.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { EnvReport, TrainPlanResult } from '../../protocol/engine';
+import { runCli } from '../../server/src/cli/main';
+import { findPython } from '../../server/src/engine/python';
+import { EngineSupervisor } from '../../server/src/engine/supervise';
+import { listRuns, newestCheckpoint } from '../../server/src/runs/registry';
+import { cliContext, repo, tempDir } from '../support/helpers';
+
+const cliEntry = path.join(repo, 'server', 'src', 'cli.ts');
+const samples = path.join(repo, 'samples', 'dialogsum');
+const tinyYaml = path.join(samples, 'tiny.yaml');
+
+let python: string | null = null;
+let skipReason: string | false = false;
+try {
+  python = findPython({ repoRoot: repo }).executable;
+} catch (error) {
+  skipReason = 'no engine Python environment (set QLORA_STUDIO_PYTHON or create <repo>/.venv)';
+  process.stderr.write(`cli-engine tests SKIPPED — ${(error as Error).message}\n`);
+}
+
+interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  events: Record<string, unknown>[];
+}
+
+const env = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  QLORA_STUDIO_PYTHON: python ?? '',
+  HF_HUB_OFFLINE: '1',
+  TRANSFORMERS_OFFLINE: '1',
+  HF_DATASETS_OFFLINE: '1',
+  TOKENIZERS_PARALLELISM: 'false',
+});
+
+/** Runs the CLI from source; `onStdout` sees output as it comes (to send Ctrl-C at the right moment). */
+function qlora(args: string[], onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: repo, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      onStdout?.(stdout, child);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, signal, stdout, stderr, events });
+    });
+  });
+}
+
+const explain = (r: CliRun) => `exit ${r.code}\n--- stderr\n${r.stderr}\n--- stdout (tail)\n${r.stdout.slice(-2000)}`;
+
+let dir: string;
+
+/** A copy of tiny.yaml in a temp folder (data and template copied beside it), with edits. */
+function variant(name: string, edit: (yaml: string) => string, files: Record<string, string> = {}): string {
+  const folder = path.join(dir, name);
+  fs.mkdirSync(folder, { recursive: true });
+  for (const f of ['train.jsonl', 'validation.jsonl', 'test.jsonl', 'summarize.prompt.yaml']) {
+    fs.copyFileSync(path.join(samples, f), path.join(folder, f));
+  }
+  for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(folder, file), text);
+  const yaml = fs
+    .readFileSync(tinyYaml, 'utf8')
+    .replace('model: ../models/tiny-phi', `model: ${path.join(repo, 'samples', 'models', 'tiny-phi')}`)
+    .replace(/max_length: \d+/, 'max_length: 256');
+  const file = path.join(folder, 'finetune.yaml');
+  fs.writeFileSync(file, edit(yaml));
+  return file;
+}
+
+function assertNoCompletedRun(runsDir: string): void {
+  for (const run of listRuns(runsDir)) assert.notEqual(run.record?.status, 'completed', `${run.dir} says completed`);
+}
+
+/** Every test here is skipped, with the reason, when no engine Python exists; none passes without running. */
+function engineIt(name: string, fn: (t: TestContext) => Promise<void>): void {
+  it(name, { skip: skipReason }, fn);
+}
+
+/** One engine for the in-process commands, started by the first that needs it. */
+let shared: EngineSupervisor;
+
+/** `runCli` in-process against the shared engine; the same code path as the bin, one engine for all. */
+async function inProcess(args: string[]): Promise<CliRun> {
+  const run = cliContext(repo, shared, env());
+  const code = await runCli(args, run.ctx);
+  const events = run.stdout.lines().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { code, signal: null, stdout: run.stdout.text, stderr: run.stderr.text, events };
+}
+
+describe('cli against the real engine', () => {
+  before(() => {
+    dir = tempDir('qlora-cli-engine-');
+    shared = new EngineSupervisor({ clientName: 'qlora-studio-test', python: () => python, env: env(), cwd: repo, shutdownTimeoutMs: 20_000 });
+  });
+  after(async () => {
+    await shared.shutdown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  engineIt('train samples/dialogsum/tiny.yaml --max-steps 5 --json (bin) completes with a PEFT adapter', async () => {
+    const runsDir = path.join(dir, 'runs-ok');
+    const r = await qlora(['train', tinyYaml, '--max-steps', '5', '--json', '--runs-dir', runsDir]);
+    assert.equal(r.code, 0, explain(r));
+    const end = r.events.at(-1)!;
+    assert.equal(end.event, 'end');
+    assert.equal(end.status, 'completed', explain(r));
+    const runDir = end.run_dir as string;
+    assert.equal(path.dirname(runDir), runsDir);
+    assert.equal(end.adapter, path.join(runDir, 'adapter'));
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) assert.ok(fs.existsSync(path.join(runDir, 'adapter', f)), f);
+    const progress = r.events.filter((e) => e.event === 'progress');
+    assert.deepEqual(progress.map((e) => e.step), [1, 2, 3, 4, 5]);
+    for (const p of progress) assert.ok(Number.isFinite(p.loss), 'finite loss');
+    assert.equal(r.events[0]!.event, 'start');
+    assert.ok((r.events[0]!.data as { trainRecords: number }).trainRecords > 0);
+    const [run] = listRuns(runsDir);
+    assert.equal(run!.record!.status, 'completed');
+    assert.equal(run!.record!.step, 5);
+    assert.ok(fs.statSync(path.join(runDir, 'engine.log')).size > 0, 'engine.log has the engine stderr');
+    assert.ok(fs.existsSync(path.join(runDir, 'config.yaml')));
+  });
+
+  engineIt('bad input (bin): exit 2 with file:line:col field: message on stderr, before the engine starts', async () => {
+    const runsDir = path.join(dir, 'runs-bad-bin');
+    const r = await qlora(['train', variant('lr-bin', (y) => y.replace('learning_rate: 2.0e-3', 'learning_rate: -0.001')), '--runs-dir', runsDir, '--json']);
+    assert.equal(r.code, 2, explain(r));
+    assert.match(r.stderr, /^\S*finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)$/m);
+    assert.equal(r.events[0]!.event, 'error');
+    assert.equal(fs.existsSync(runsDir), false);
+  });
+
+  let cancelledRun: string | null = null;
+  let cancelledStep = 0;
+  engineIt('Ctrl-C (bin) cancels with a checkpoint and exits 130', async () => {
+    const runsDir = path.join(dir, 'runs-cancel');
+    // One record per step and no periodic checkpoints: the checkpoint can only come from the cancel.
+    const config = variant('cancel', (y) => y.replace('micro_batch_size: 4', 'micro_batch_size: 1').replace('save_every: 20', 'save_every: 0').replace('eval_every: 20', 'eval_every: 0'));
+    let sent = false;
+    const r = await qlora(['train', config, '--max-steps', '200', '--json', '--runs-dir', runsDir], (out, child) => {
+      if (!sent && out.includes('"event":"progress"')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    assert.equal(r.code, 130, explain(r));
+    const end = r.events.at(-1)!;
+    assert.equal(end.status, 'cancelled', explain(r));
+    const runDir = end.run_dir as string;
+    const checkpoint = newestCheckpoint(runDir);
+    assert.ok(checkpoint, 'a checkpoint was saved on cancel');
+    assert.equal(end.checkpointPath, checkpoint.path);
+    assert.ok(checkpoint.step >= 1 && checkpoint.step < 200);
+    assert.equal(listRuns(runsDir)[0]!.record!.status, 'cancelled');
+    cancelledRun = runDir;
+    cancelledStep = checkpoint.step;
+  });
+
+  engineIt('--resume --max-steps continues the cancelled run from its checkpoint to completion', async (t) => {
+    if (!cancelledRun) return t.skip('the cancel test did not leave a run');
+    const r = await inProcess(['train', '--resume', cancelledRun, '--max-steps', String(cancelledStep + 2), '--json']);
+    assert.equal(r.code, 0, explain(r));
+    assert.equal(r.events[0]!.startStep, cancelledStep);
+    assert.deepEqual(
+      r.events.filter((e) => e.event === 'progress').map((e) => e.step),
+      [cancelledStep + 1, cancelledStep + 2],
+    );
+    const last = r.events.at(-1)!;
+    assert.equal(last.status, 'completed');
+    assert.equal(last.run_dir, cancelledRun);
+    assert.ok(fs.existsSync(path.join(cancelledRun, 'adapter', 'adapter_model.safetensors')));
+  });
+
+  engineIt('env --json is the engine report; env prints it', async () => {
+    const r = await inProcess(['env', '--json']);
+    assert.equal(r.code, 0, explain(r));
+    const report = JSON.parse(r.stdout) as EnvReport;
+    assert.match(report.python.version, /^3\.\d+/);
+    assert.equal(report.torch.available, true, 'torch must be importable in the engine environment');
+    assert.equal(typeof report.cuda.available, 'boolean');
+    const text = await inProcess(['env']);
+    assert.equal(text.code, 0, explain(text));
+    assert.match(text.stdout, /^torch +\d/m);
+    assert.match(text.stdout, /^CUDA: /m);
+  });
+
+  engineIt('plan --json estimates tiny.yaml; plan prints the table', async () => {
+    const r = await inProcess(['plan', tinyYaml, '--json']);
+    assert.equal(r.code, 0, explain(r));
+    const plan = JSON.parse(r.stdout) as TrainPlanResult;
+    assert.ok(plan.baseParameters > 0 && plan.loraParameters > 0);
+    assert.ok(plan.terms.length > 0);
+    for (let i = 1; i < plan.terms.length; i++) assert.ok(plan.terms[i - 1]!.bytes >= plan.terms[i]!.bytes, 'largest first');
+    assert.equal(plan.peakBytes, plan.peakBytesWithoutCheckpointing, 'tiny.yaml has gradient_checkpointing: false');
+    assert.equal(plan.fits === null, plan.device === null);
+    const text = await inProcess(['plan', tinyYaml]);
+    assert.equal(text.code, 0, explain(text));
+    assert.match(text.stdout, /peak, gradient checkpointing off \(configured\)/);
+  });
+
+  describe('bad input exits 2 naming file, line and field, and completes no run', () => {
+    const badInputs: [string, () => string, RegExp][] = [
+      ['missing data file', () => variant('nodata', (y) => y.replace('train: train.jsonl', 'train: missing.jsonl')), /finetune\.yaml:\d+:\d+ data\.train: file not found: .*missing\.jsonl/],
+      ['nonexistent model folder', () => variant('nomodel', (y) => y.replace(/model: .*/, 'model: ./models/absent')), /finetune\.yaml:\d+:8 model: model folder not found: .*absent/],
+      ['negative learning rate', () => variant('lr', (y) => y.replace('learning_rate: 2.0e-3', 'learning_rate: -0.001')), /finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)/],
+      [
+        'malformed JSONL line',
+        () => {
+          const lines = fs.readFileSync(path.join(samples, 'train.jsonl'), 'utf8').split('\n');
+          lines[2] = '{"dialogue": "no closing brace"';
+          return variant('jsonl', (y) => y, { 'train.jsonl': lines.join('\n') });
+        },
+        /^\S*jsonl[/\\]train\.jsonl:3(:\d+)?: invalid JSON/m,
+      ],
+      [
+        'unknown template variable',
+        () => variant('template', (y) => y, { 'summarize.prompt.yaml': 'prompt: "Summarize: {{ dialog }}\\nOutput:"\nresponse: "{{ summary }}"\n' }),
+        /^\S*train\.jsonl:1 dialog: .*summarize\.prompt\.yaml/m,
+      ],
+      ['wrong target module', () => variant('target', (y) => y.replace('target_modules: [q_proj, k_proj, v_proj, dense]', 'target_modules: [q_proj, query_key_value]')), /^\S*finetune\.yaml:\d+:\d+ lora\.target_modules: 'query_key_value' is not a linear layer/m],
+    ];
+    for (const [what, make, expected] of badInputs) {
+      engineIt(what, async (t) => {
+        const runsDir = path.join(dir, `runs-bad-${what.replace(/\W+/g, '-')}`);
+        const r = await inProcess(['train', make(), '--max-steps', '2', '--runs-dir', runsDir]);
+        t.diagnostic(r.stderr.trim().replaceAll(dir, '<tmp>'));
+        assert.equal(r.code, 2, explain(r));
+        assert.match(r.stderr, expected, explain(r));
+        assertNoCompletedRun(runsDir);
+      });
+    }
+  });
+});
