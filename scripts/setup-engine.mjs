@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Prepares the engine's Python environment: <repo>/.venv with torch, transformers, peft, bitsandbytes, ...
+// (from engine/pyproject.toml), then builds the tiny demo model. Runs as npm's postinstall.
+//
+//   QLORA_STUDIO_PYTHON=/path/to/python   use that interpreter (e.g. one with a CUDA build of torch) instead of .venv
+//   QLORA_STUDIO_SKIP_ENGINE=1           skip everything (linting works without the engine)
+//   --force                              recreate .venv
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const venv = join(root, '.venv');
+const isWin = process.platform === 'win32';
+const venvPython = join(venv, isWin ? 'Scripts/python.exe' : 'bin/python');
+const stampFile = join(venv, '.qlora-studio-stamp');
+const MIN = [3, 9];
+const MAX = [3, 13];
+
+const say = (msg) => console.log(`\x1b[1mQLoRA Studio:\x1b[0m ${msg}`);
+const fail = (msg) => {
+  console.error(`\x1b[31mQLoRA Studio: ${msg}\x1b[0m`);
+  process.exit(1);
+};
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+
+if (process.env.QLORA_STUDIO_SKIP_ENGINE === '1') {
+  say('QLORA_STUDIO_SKIP_ENGINE=1: not preparing the Python engine (training, evaluation and generation need it).');
+  process.exit(0);
+}
+
+function pythonVersion(exe) {
+  const r = spawnSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  const [major, minor] = r.stdout.trim().split('.').map(Number);
+  return [major, minor];
+}
+const inRange = ([a, b]) => (a > MIN[0] || (a === MIN[0] && b >= MIN[1])) && (a < MAX[0] || (a === MAX[0] && b <= MAX[1]));
+
+/** The interpreter the engine will run on, and whether we manage its environment. */
+function chooseInterpreter() {
+  const explicit = process.env.QLORA_STUDIO_PYTHON;
+  if (explicit) {
+    const v = pythonVersion(explicit);
+    if (!v) fail(`QLORA_STUDIO_PYTHON=${explicit} does not run. Point it at a Python ${MIN.join('.')}–${MAX.join('.')} interpreter.`);
+    return { python: explicit, managed: false };
+  }
+  const candidates = isWin ? ['py', 'python'] : ['python3.12', 'python3.11', 'python3.13', 'python3.10', 'python3', 'python'];
+  for (const exe of candidates) {
+    const v = pythonVersion(exe);
+    if (v && inRange(v)) return { python: exe, managed: true };
+  }
+  fail(
+    `no Python ${MIN.join('.')}–${MAX.join('.')} found on PATH (tried ${candidates.join(', ')}).\n` +
+      `  Install one (Debian/Ubuntu: apt-get install python3 python3-venv), or set QLORA_STUDIO_PYTHON to an interpreter\n` +
+      `  that already has torch, or set QLORA_STUDIO_SKIP_ENGINE=1 to install without the engine. Then run: npm run setup:engine`,
+  );
+}
+
+function stamp() {
+  const h = createHash('sha256');
+  h.update(readFileSync(join(root, 'engine/pyproject.toml')));
+  return h.digest('hex').slice(0, 16);
+}
+
+const { python, managed } = chooseInterpreter();
+let enginePython = python;
+if (managed) {
+  enginePython = venvPython;
+  const force = process.argv.includes('--force');
+  const upToDate = !force && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp();
+  if (upToDate) {
+    say(`engine environment is up to date (${venv}).`);
+  } else {
+    if (force || (existsSync(venv) && !existsSync(venvPython))) rmSync(venv, { recursive: true, force: true });
+    if (!existsSync(venvPython)) {
+      say(`creating the engine's Python environment in .venv with ${python} ...`);
+      const r = run(python, ['-m', 'venv', venv]);
+      if (r.status !== 0) fail(`could not create ${venv}. On Debian/Ubuntu: apt-get install python3-venv. Then run: npm run setup:engine`);
+    }
+    say('installing torch, transformers, peft, bitsandbytes, accelerate (~3 GB on Linux; a few minutes) ...');
+    const pip = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on'];
+    if (run(venvPython, [...pip, '--upgrade', 'pip']).status !== 0) fail('pip could not upgrade itself (network?). Run: npm run setup:engine');
+    if (run(venvPython, [...pip, '-e', `${join(root, 'engine')}[test]`]).status !== 0) {
+      fail('pip could not install the engine dependencies (see above). Fix the cause, then run: npm run setup:engine');
+    }
+    writeFileSync(stampFile, stamp() + '\n');
+    say('engine environment ready.');
+  }
+} else {
+  say(`using QLORA_STUDIO_PYTHON=${python}; checking that it has the engine's packages ...`);
+  const check = spawnSync(python, ['-c', 'import torch, transformers, peft, jinja2, yaml, safetensors'], { encoding: 'utf8' });
+  if (check.status !== 0) {
+    fail(`${python} lacks packages the engine needs:\n${check.stderr.trim().split('\n').pop()}\n  Install them: ${python} -m pip install -e "${join(root, 'engine')}"`);
+  }
+}
+
+// The tiny demo/test model: random weights from a fixed seed, built here rather than committed (27 MB).
+say('building the tiny demo model (samples/models/tiny-phi) ...');
+const env = { ...process.env, HF_HUB_OFFLINE: '1', PYTHONPATH: join(root, 'engine') };
+if (run(enginePython, [join(root, 'samples/models/make_tiny_phi.py')], { env }).status !== 0) {
+  fail('could not build the tiny demo model (see above). Run: npm run setup:engine');
+}
