@@ -101,7 +101,9 @@ def main() -> None:
         "stack": "engine", "variant": a.variant, "device": torch.cuda.get_device_name(0), "status": end["status"],
         "error": end.get("error"), "data": summary, "steps": a.max_steps, "wall_s": wall,
         "step_s_median": statistics.median(step_times) if step_times else None,
-        "tokens_per_s": statistics.median([e["tokensPerSecond"] for e in prog[2:]]) if len(prog) > 2 else None,
+        # steady state, defined as for the reference: mean tokens per step over the median step time
+        "train_tokens": prog[-1]["tokens"] if prog else None,
+        "tokens_per_s": prog[-1]["tokens"] / len(prog) / statistics.median(step_times) if step_times else None,
         "train_wall_s": prog[-1]["elapsedSeconds"] if prog else None,
         "peak_bytes": torch.cuda.max_memory_allocated(), "plan_peak_bytes": plan["peakBytes"],
         "plan_terms": plan["terms"][:4], "losses": [e["loss"] for e in prog],

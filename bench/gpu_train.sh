@@ -19,10 +19,10 @@ PY
 for v in $variants; do
   echo "== $v $(date +%T)"
   case $v in
-    reference) python3 bench/reference_stack.py --model /tmp/phi2-random --train "$train" --validation "$validation" \
+    reference) python3 bench/reference_stack.py --model /tmp/phi2-random --train "$train" --validation "$validation" --sampling random \
                  --max-steps 30 >"$out/$v.json" 2>"$out/$v.log" ;;
     learn) [ -d /tmp/small-random ] || python3 bench/make_random_model.py --shape small --out /tmp/small-random
-           python3 bench/engine_stack.py --model /tmp/small-random --variant learn --max-steps 200 \
+           python3 bench/engine_stack.py --model /tmp/small-random --variant learn --max-steps 150 \
              --train "$train" --validation "$validation" >"$out/$v.json" 2>"$out/$v.log" ;;
     *) python3 bench/engine_stack.py --model /tmp/phi2-random --variant "$v" --max-steps 30 \
          --train "$train" --validation "$validation" >"$out/$v.json" 2>"$out/$v.log" ;;

@@ -19,8 +19,12 @@ def main(paths: list[str]) -> None:
     rows = []
     for p in paths:
         for line in Path(p).read_text().splitlines():
-            if line.startswith("{"):
-                rows.append(json.loads(line))
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a library's own output on stdout
+            if isinstance(row, dict) and "stack" in row and "steps" in row:
+                rows.append(row)
     if not rows:
         raise SystemExit("no results")
     print(f"card: {rows[0].get('device')}\n")

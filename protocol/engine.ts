@@ -147,6 +147,8 @@ export interface TrainDidProgressParams {
   learningRate: number;
   gradNorm: number;
   tokensPerSecond: number;
+  /** Non-padding tokens trained since this session of the run began (start or resume). */
+  tokens: number;
   /** torch.cuda.max_memory_allocated since the run began; null on CPU. */
   gpuMemoryBytes: number | null;
   elapsedSeconds: number;

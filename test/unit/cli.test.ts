@@ -67,7 +67,8 @@ describe('cli: output', () => {
   it('keeps a TTY bar within the terminal width and logs lines above it', () => {
     const out = { text: '', isTTY: true, columns: 60, write(t: string) { this.text += t; } };
     const line = new ProgressLine(out);
-    const p: TrainDidProgressParams = { runId: 'r', step: 3, totalSteps: 10, epoch: 0.3, loss: 2, learningRate: 1e-4, gradNorm: 1, tokensPerSecond: 100, gpuMemoryBytes: 3 * 1024 ** 3, elapsedSeconds: 3, etaSeconds: 7 };
+    const p: TrainDidProgressParams = { runId: 'r', step: 3, totalSteps: 10, epoch: 0.3, loss: 2, learningRate: 1e-4, gradNorm: 1, tokensPerSecond: 100,
+    tokens: 4096, gpuMemoryBytes: 3 * 1024 ** 3, elapsedSeconds: 3, etaSeconds: 7 };
     line.progress(p);
     line.log('checkpoint');
     for (const drawn of out.text.split('\r\x1b[2K').filter(Boolean)) {

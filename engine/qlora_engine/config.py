@@ -1,0 +1,217 @@
+"""The resolved fine-tune config (protocol/config.ts) as typed, checked dataclasses.
+
+The server sends the config with defaults filled and paths absolute; the engine still checks every field it
+uses (type, enum, range, absolute paths) so a bad value fails before anything is loaded, with the dotted field
+name in the error. RULES mirrors schemas/finetune.schema.json (tests/test_config.py compares them); a missing
+optional field gets the schema's default so a hand-written dict works too.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from .errors import BadConfig
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings"
+    default: Any = None
+    required: bool = False
+    enum: Tuple[str, ...] = ()
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    exclusive_minimum: Optional[float] = None
+
+
+RULES: Dict[str, Rule] = {
+    "model": Rule("str", required=True),
+    "trust_remote_code": Rule("bool", False),
+    "quantization": Rule("enum", "nf4", enum=("nf4", "fp4", "int8", "none")),
+    "double_quant": Rule("bool", False),
+    "compute_dtype": Rule("enum", "auto", enum=("auto", "bfloat16", "float16", "float32")),
+    "lora.r": Rule("int", 32, minimum=1, maximum=1024),
+    "lora.alpha": Rule("number", 32, exclusive_minimum=0),
+    "lora.dropout": Rule("number", 0.05, minimum=0, maximum=0.9),
+    "lora.target_modules": Rule("strings", ["q_proj", "k_proj", "v_proj", "dense"]),
+    "data.train": Rule("path", required=True),
+    "data.validation": Rule("path?", None),
+    "data.test": Rule("path?", None),
+    "data.validation_split": Rule("number", 0.05, minimum=0, maximum=0.5),
+    "template": Rule("path", required=True),
+    "max_length": Rule("int", 1024, minimum=16, maximum=131072),
+    "loss_on": Rule("enum", "response", enum=("response", "all")),
+    "packing": Rule("bool", False),
+    "train.max_steps": Rule("int", 1000, minimum=1),
+    "train.micro_batch_size": Rule("int", 1, minimum=1, maximum=1024),
+    "train.gradient_accumulation": Rule("int", 4, minimum=1, maximum=4096),
+    "train.learning_rate": Rule("number", 0.0002, exclusive_minimum=0, maximum=1),
+    "train.lr_scheduler": Rule("enum", "linear", enum=("linear", "cosine", "constant")),
+    "train.warmup_steps": Rule("int", 1, minimum=0),
+    "train.weight_decay": Rule("number", 0, minimum=0, maximum=1),
+    "train.max_grad_norm": Rule("number", 1.0, minimum=0),
+    "train.optimizer": Rule("enum", "paged_adamw_8bit", enum=("adamw_torch", "paged_adamw_8bit")),
+    "train.gradient_checkpointing": Rule("bool", True),
+    "train.eval_every": Rule("int", 25, minimum=0),
+    "train.eval_batches": Rule("int", 0, minimum=0),
+    "train.save_every": Rule("int", 25, minimum=0),
+    "train.log_every": Rule("int", 1, minimum=1),
+    "train.keep_checkpoints": Rule("int", 3, minimum=1),
+    "train.seed": Rule("int", 42, minimum=0),
+}
+SECTIONS = ("lora", "data", "train")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str
+    validation: Optional[str]
+    test: Optional[str]
+    validation_split: float
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int
+    micro_batch_size: int
+    gradient_accumulation: int
+    learning_rate: float
+    lr_scheduler: str
+    warmup_steps: int
+    weight_decay: float
+    max_grad_norm: float
+    optimizer: str
+    gradient_checkpointing: bool
+    eval_every: int
+    eval_batches: int
+    save_every: int
+    log_every: int
+    keep_checkpoints: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str
+    trust_remote_code: bool
+    quantization: str
+    double_quant: bool
+    compute_dtype: str
+    lora: LoraConfig
+    data: DataConfig
+    template: str
+    max_length: int
+    loss_on: str
+    packing: bool
+    train: TrainConfig
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization != "none"
+
+
+def _check(path: str, rule: Rule, value: Any) -> Any:
+    def bad(expected: str) -> BadConfig:
+        return BadConfig(f"{path} must be {expected}, got {value!r}.", field=path)
+
+    if rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif rule.kind in ("int", "number"):
+        ok = isinstance(value, int) if rule.kind == "int" else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise bad("an integer" if rule.kind == "int" else "a number")
+        if rule.minimum is not None and value < rule.minimum:
+            raise bad(f">= {rule.minimum:g}")
+        if rule.maximum is not None and value > rule.maximum:
+            raise bad(f"<= {rule.maximum:g}")
+        if rule.exclusive_minimum is not None and value <= rule.exclusive_minimum:
+            raise bad(f"> {rule.exclusive_minimum:g}")
+    elif rule.kind == "enum":
+        if value not in rule.enum:
+            raise bad("one of " + ", ".join(rule.enum))
+    elif rule.kind == "strings":
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+            raise bad("a non-empty list of names")
+        if len(set(value)) != len(value):
+            raise bad("a list without duplicates")
+        value = tuple(value)
+    elif rule.kind in ("str", "path", "path?"):
+        if value is None and rule.kind == "path?":
+            return None
+        if not isinstance(value, str) or not value:
+            raise bad("a non-empty string")
+        if rule.kind != "str" and not os.path.isabs(value):
+            # The server resolves paths against the config file; a relative path here means it did not.
+            raise bad("an absolute path (the server resolves paths relative to the config file)")
+    return value
+
+
+def _lookup(raw: Dict[str, Any], path: str) -> Tuple[bool, Any]:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def parse_config(raw: Any) -> Config:
+    """Check a resolved config dict and return it typed; BadConfig names the first offending field."""
+    if not isinstance(raw, dict):
+        raise BadConfig("config must be an object (the resolved finetune.yaml).", field="config")
+    known_top = {p.split(".")[0] for p in RULES}
+    for key in raw:
+        if key not in known_top:
+            raise BadConfig(f"unknown config field {key!r}; known fields: {', '.join(sorted(known_top))}.",
+                            field=key)
+    for section in SECTIONS:
+        value = raw.get(section, {})
+        if not isinstance(value, dict):
+            raise BadConfig(f"{section} must be an object.", field=section)
+        known = {p.split(".", 1)[1] for p in RULES if p.startswith(section + ".")}
+        for key in value:
+            if key not in known:
+                raise BadConfig(f"unknown field {section}.{key}; known: {', '.join(sorted(known))}.",
+                                field=f"{section}.{key}")
+    values: Dict[str, Any] = {}
+    for path, rule in RULES.items():
+        present, value = _lookup(raw, path)
+        if not present:
+            if rule.required:
+                raise BadConfig(f"{path} is required.", field=path)
+            value = list(rule.default) if isinstance(rule.default, list) else rule.default
+        values[path] = _check(path, rule, value)
+
+    def section(name: str) -> Dict[str, Any]:
+        return {p.split(".", 1)[1]: v for p, v in values.items() if p.startswith(name + ".")}
+
+    top = {p: v for p, v in values.items() if "." not in p}
+    return Config(lora=LoraConfig(**section("lora")), data=DataConfig(**section("data")),
+                  train=TrainConfig(**section("train")), **top)
+
+
+def to_dict(config: Config) -> Dict[str, Any]:
+    """The config as the resolved dict (what config.yaml in the run folder holds)."""
+    out: Dict[str, Any] = {}
+    for path in RULES:
+        node: Any = config
+        for part in path.split("."):
+            node = getattr(node, part)
+        if isinstance(node, tuple):
+            node = list(node)
+        head, _, tail = path.partition(".")
+        if tail:
+            out.setdefault(head, {})[tail] = node
+        else:
+            out[head] = node
+    return out

@@ -1,0 +1,241 @@
+"""Training data: JSONL records -> template -> token ids + labels -> (optionally packed) batches.
+
+- Records are read with 1-based line numbers so every error says file:line (and column for bad JSON).
+- Prompt and response are tokenized separately and concatenated, so the loss boundary is exact (a BPE merge
+  across the boundary cannot shift it), then EOS is appended: the model learns to stop.
+- Labels are -100 where there is no loss: on prompt tokens when loss_on is "response", on padding, and on the
+  first token of every record (nothing in the record predicts it, and in a packed row the previous record's
+  last token must not be trained to predict the next record's first).
+- Records longer than max_length are dropped and counted (DataSummary.droppedTooLong), never truncated.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence as Seq, Tuple
+
+import torch
+
+from .config import Config
+from .errors import BadConfig, BadDataset, BadTemplate
+from .template import PromptTemplate
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int  # 1-based line in the file
+    fields: Dict[str, Any]
+
+
+@dataclass
+class Sequence:
+    """One training row: one record, or several packed records (lengths gives each record's token count)."""
+    input_ids: List[int]
+    labels: List[int]
+    lengths: Tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class Dataset:
+    train: List[Sequence]
+    validation: List[Sequence]
+    summary: Dict[str, int]  # DataSummary of protocol/engine.ts
+
+
+def read_jsonl(path: str | Path, *, field: str = "data.train") -> List[Record]:
+    """Parse a JSONL file: one JSON object per line; blank lines are skipped."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadDataset(f"data file not found: {path}. Check `{field}` in the config.", file=str(path),
+                         field=field) from None
+    except OSError as exc:
+        raise BadDataset(f"cannot read {path}: {exc}", file=str(path), field=field) from None
+    records: List[Record] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadDataset(f"{path.name}:{number}: not UTF-8 (byte {exc.start + 1}); save the file as UTF-8.",
+                             file=str(path), line=number) from None
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadDataset(f"{path.name}:{number}:{exc.colno}: invalid JSON: {exc.msg}. Each line must be one "
+                             "complete JSON object.", file=str(path), line=number) from None
+        if not isinstance(value, dict):
+            raise BadDataset(f"{path.name}:{number}: expected a JSON object ({{\"field\": ...}}), got "
+                             f"{type(value).__name__}.", file=str(path), line=number)
+        records.append(Record(number, value))
+    if not records:
+        raise BadDataset(f"{path.name} has no records; it needs one JSON object per line.", file=str(path),
+                         field=field)
+    return records
+
+
+def check_fields(records: Seq[Record], template: PromptTemplate, path: str | Path,
+                 variables: Optional[frozenset] = None) -> None:
+    """Every template variable must be a non-null field of every record.
+
+    A variable missing from the first record is a template problem (a typo, or the wrong data file); missing
+    later, it is that record's problem. Either way the message names the file, line and field.
+    """
+    path = Path(path)
+    needed = sorted(template.variables() if variables is None else variables)
+    for index, record in enumerate(records):
+        for name in needed:
+            value = record.fields.get(name)
+            if value is not None:
+                continue
+            has = ", ".join(sorted(record.fields)) or "no fields"
+            where = f"{path.name}:{record.line}"
+            if name not in record.fields and index == 0:
+                raise BadTemplate(
+                    f"{where}: field '{name}' used by {template.name} is missing (record has: {has}). Fix the "
+                    f"variable in {template.name} (line {template.variable_line(name)}) or the data file.",
+                    file=str(path), line=record.line, field=name)
+            state = "is null" if name in record.fields else "is missing"
+            raise BadDataset(f"{where}: field '{name}' used by {template.name} {state} (record has: {has}).",
+                             file=str(path), line=record.line, field=name)
+
+
+def encode(records: Seq[Record], template: PromptTemplate, tokenizer: Any, *, max_length: int, loss_on: str,
+           path: str | Path) -> Tuple[List[Sequence], int]:
+    """Render and tokenize records; returns (sequences, number dropped as longer than max_length)."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise BadConfig("the model's tokenizer has no EOS token; training needs one to teach the model to stop.",
+                        field="model")
+    prompts, responses = [], []
+    for record in records:
+        try:
+            prompt, response = template.render(record.fields)
+        except BadTemplate as exc:
+            raise BadTemplate(f"{Path(path).name}:{record.line}: {exc.message}", file=exc.file, line=exc.line,
+                              field=exc.field) from None
+        prompts.append(prompt)
+        responses.append(response)
+    prompt_ids = _tokenize(tokenizer, prompts, add_special_tokens=True)
+    response_ids = _tokenize(tokenizer, responses, add_special_tokens=False)
+    out: List[Sequence] = []
+    dropped = 0
+    for p, r in zip(prompt_ids, response_ids):
+        ids = list(p) + list(r) + [eos]
+        if len(ids) > max_length:
+            dropped += 1
+            continue
+        if loss_on == "response":
+            labels = [IGNORE] * len(p) + list(r) + [eos]
+        else:
+            labels = list(ids)
+        labels[0] = IGNORE
+        out.append(Sequence(ids, labels, (len(ids),)))
+    return out, dropped
+
+
+def _tokenize(tokenizer: Any, texts: List[str], *, add_special_tokens: bool) -> List[List[int]]:
+    ids: List[List[int]] = []
+    for start in range(0, len(texts), 512):  # batched calls are much faster with fast tokenizers
+        chunk = texts[start:start + 512]
+        ids.extend(tokenizer(chunk, add_special_tokens=add_special_tokens)["input_ids"])
+    return ids
+
+
+def split_validation(records: List[Record], fraction: float, seed: int) -> Tuple[List[Record], List[Record]]:
+    """Hold out a seeded fraction of train (at least one record when fraction > 0, never all of them)."""
+    if fraction <= 0 or len(records) < 2:
+        return records, []
+    count = min(max(1, round(len(records) * fraction)), len(records) - 1)
+    held = set(random.Random(seed).sample(range(len(records)), count))
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
+
+
+def load_dataset(config: Config, template: PromptTemplate, tokenizer: Any) -> Dataset:
+    from .packing import pack  # packing imports this module for Sequence
+
+    train_records = read_jsonl(config.data.train, field="data.train")
+    check_fields(train_records, template, config.data.train)
+    if config.data.validation is not None:
+        val_records = read_jsonl(config.data.validation, field="data.validation")
+        check_fields(val_records, template, config.data.validation)
+    else:
+        train_records, val_records = split_validation(train_records, config.data.validation_split,
+                                                      config.train.seed)
+    common = dict(max_length=config.max_length, loss_on=config.loss_on)
+    train, dropped_train = encode(train_records, template, tokenizer, path=config.data.train, **common)
+    val_path = config.data.validation or config.data.train
+    validation, dropped_val = encode(val_records, template, tokenizer, path=val_path, **common)
+    if not train:
+        raise BadDataset(f"all {dropped_train} training records are longer than max_length={config.max_length} "
+                         "tokens; raise max_length or shorten the records.", file=config.data.train,
+                         field="max_length")
+    records = len(train)
+    if config.packing:
+        train = pack(train, config.max_length)
+    return Dataset(train=train, validation=validation, summary={
+        "trainRecords": records,
+        "validationRecords": len(validation),
+        "droppedTooLong": dropped_train + dropped_val,
+        "trainSequences": len(train),
+    })
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, S), right-padded with the pad id
+    labels: torch.Tensor  # (B, S), IGNORE on pad and on non-target tokens
+    attention_mask: torch.Tensor  # (B, S), 1 on tokens, 0 on padding
+    segment_ids: Optional[torch.Tensor]  # (B, S) record index within the row, -1 on padding; packed rows only
+    position_ids: Optional[torch.Tensor]  # (B, S) restarting at 0 for every record; packed rows only
+    records: int
+
+    @property
+    def tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    @property
+    def target_tokens(self) -> int:
+        # The model's logits at t predict token t+1, so the loss uses labels[:, 1:].
+        return int((self.labels[:, 1:] != IGNORE).sum())
+
+    def model_inputs(self, device: torch.device, mask_dtype: torch.dtype) -> Dict[str, torch.Tensor]:
+        inputs = {"input_ids": self.input_ids.to(device)}
+        if self.segment_ids is None:
+            inputs["attention_mask"] = self.attention_mask.to(device)
+        else:
+            from .packing import block_causal_mask
+            inputs["attention_mask"] = block_causal_mask(self.segment_ids.to(device), mask_dtype)
+            inputs["position_ids"] = self.position_ids.to(device)
+        return inputs
+
+
+def collate(rows: Seq[Sequence], pad_id: int, *, packed: bool) -> Batch:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    segments = torch.full((len(rows), width), -1, dtype=torch.long) if packed else None
+    positions = torch.zeros((len(rows), width), dtype=torch.long) if packed else None
+    for i, row in enumerate(rows):
+        n = len(row)
+        input_ids[i, :n] = torch.tensor(row.input_ids)
+        labels[i, :n] = torch.tensor(row.labels)
+        attention[i, :n] = 1
+        if packed:
+            start = 0
+            for k, length in enumerate(row.lengths):
+                segments[i, start:start + length] = k
+                positions[i, start:start + length] = torch.arange(length)
+                start += length
+            positions[i, n:] = torch.arange(width - n)  # padding: its own segment, positions irrelevant
+    return Batch(input_ids, labels, attention, segments, positions, sum(len(r.lengths) for r in rows))

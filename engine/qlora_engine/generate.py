@@ -1,0 +1,197 @@
+"""The `generate` request: prompts rendered through the template, completions from the base model or an adapter.
+
+The base model is loaded once and kept (keyed by model, quantization and dtype): "summarize selection" must not
+reload gigabytes per call. Adapters are attached to that same model with peft (is_trainable=False), each once,
+and switched by name; adapter=None runs inside `disable_adapter()` on the same weights. An adapter folder that
+was rewritten since it was loaded (a new training run) is reloaded.
+
+Batches are left-padded with an attention mask, so a prompt's greedy completion does not depend on its batch
+neighbours. Generation stops at EOS or at the template's `stop` strings; text is cut at the first stop string.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .config import Config, parse_config
+from .errors import BadConfig, BadDataset, InvalidParams, ModelNotFound
+from .model import check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer
+from .template import PromptTemplate, load_template
+
+log = logging.getLogger(__name__)
+
+
+def _stopping_criteria(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> Any:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopStrings(StoppingCriteria):
+        """Per row: done once the generated text contains a stop string."""
+
+        def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+            texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stops) for t in texts], dtype=torch.bool,
+                                device=input_ids.device)
+
+    return StoppingCriteriaList([StopStrings()])
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cuts = [text.find(s) for s in stops if s in text]
+    return text[:min(cuts)] if cuts else text
+
+
+def _param(params: Dict[str, Any], name: str, kind: type, default: Any = None, *, minimum: float = None) -> Any:
+    value = params.get(name, default)
+    if value is None or isinstance(value, bool) or not isinstance(value, kind):
+        raise InvalidParams(f"generate: {name} must be {'an integer' if kind is int else 'a number'}.", field=name)
+    if minimum is not None and value < minimum:
+        raise InvalidParams(f"generate: {name} must be >= {minimum}.", field=name)
+    return value
+
+
+class Generator:
+    def __init__(self) -> None:
+        self._key: Optional[Tuple[Any, ...]] = None
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._adapters: Dict[str, Tuple[str, float]] = {}  # folder -> (adapter name, weights mtime)
+        self._loaded = 0  # base models loaded (tests check it stays 1)
+        self._adapter_names = 0
+
+    def release(self) -> None:
+        """Free the cached model (before training, which needs the GPU memory)."""
+        self._key, self._model, self._tokenizer, self._adapters = None, None, None, {}
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ loading
+    def _base(self, config: Config) -> Tuple[Any, Any]:
+        key = (config.model, config.quantization, config.double_quant, str(compute_dtype(config)),
+               config.trust_remote_code)
+        if key != self._key:
+            self.release()
+            check_device_support(config, training=False)
+            source, _ = check_model(config)
+            tokenizer = load_tokenizer(config, source)
+            tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
+            model = load_base_model(config, source)
+            model.eval()
+            model.config.use_cache = True
+            self._key, self._model, self._tokenizer = key, model, tokenizer
+            self._loaded += 1
+        return self._model, self._tokenizer
+
+    def _select_adapter(self, folder: str) -> None:
+        from peft import PeftModel
+        path = Path(folder)
+        weights = path / "adapter_model.safetensors"
+        if not (path / "adapter_config.json").is_file() or not weights.is_file():
+            raise ModelNotFound(f"{path} is not a PEFT adapter folder (needs adapter_config.json and "
+                                "adapter_model.safetensors).", file=str(path), field="adapter")
+        mtime = weights.stat().st_mtime
+        known = self._adapters.get(str(path))
+        if known is not None and known[1] != mtime:
+            with warnings.catch_warnings():  # peft warns that the active adapter goes; it is replaced below
+                warnings.simplefilter("ignore", UserWarning)
+                self._model.delete_adapter(known[0])  # retrained in place: drop the stale weights
+            known = None
+        if known is None:
+            self._adapter_names += 1
+            name = f"adapter{self._adapter_names}"  # never reused, so a reload cannot clash with a live name
+            try:
+                if isinstance(self._model, PeftModel):
+                    self._model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+                else:
+                    self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name,
+                                                            is_trainable=False)
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise BadConfig(f"adapter {path} does not fit model {self._key[0]!r}: {str(exc).splitlines()[0]}",
+                                file=str(path), field="adapter") from None
+            self._model.eval()
+            self._adapters[str(path)] = (name, mtime)
+        self._model.set_adapter(self._adapters[str(path)][0])
+
+    # ------------------------------------------------------------------ request
+    def generate(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        if not isinstance(params, dict):
+            raise InvalidParams("generate: params must be an object.")
+        config = parse_config(params.get("config"))
+        records = params.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise InvalidParams("generate: records must be a list of objects.", field="records")
+        adapter = params.get("adapter")
+        if adapter is not None and not isinstance(adapter, str):
+            raise InvalidParams("generate: adapter must be a folder path or null.", field="adapter")
+        max_new = _param(params, "maxNewTokens", int, 128, minimum=1)
+        temperature = float(_param(params, "temperature", (int, float), 0, minimum=0))
+        top_p = float(_param(params, "topP", (int, float), 1.0, minimum=0))
+        if not 0 < top_p <= 1:
+            raise InvalidParams("generate: topP must be in (0, 1].", field="topP")
+        seed = _param(params, "seed", int, 0, minimum=0)
+        batch_size = _param(params, "batchSize", int, 8, minimum=1)
+
+        template = load_template(config.template)
+        prompts = self._prompts(template, records)
+        self._base(config)
+        if adapter is not None:
+            self._select_adapter(adapter)
+        from peft import PeftModel
+        use_base = adapter is None and isinstance(self._model, PeftModel)
+        scope = self._model.disable_adapter() if use_base else contextlib.nullcontext()
+        started = time.perf_counter()
+        completions: List[Dict[str, Any]] = []
+        if temperature > 0:
+            torch.manual_seed(seed)
+        with scope, torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                completions += self._batch(prompts[start:start + batch_size], template.stop, config, max_new,
+                                           temperature, top_p)
+        return {"completions": completions, "seconds": time.perf_counter() - started}
+
+    def _prompts(self, template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:
+        needed = sorted(template.variables("prompt"))
+        prompts = []
+        for index, record in enumerate(records):
+            for name in needed:
+                if record.get(name) is None:
+                    has = ", ".join(sorted(record)) or "no fields"
+                    raise BadDataset(f"records[{index}]: field '{name}' used by the prompt of {template.name} is "
+                                     f"{'null' if name in record else 'missing'} (record has: {has}).",
+                                     line=index + 1, field=name)
+            prompts.append(template.render_prompt(record))
+        return prompts
+
+    def _batch(self, prompts: List[str], stops: Sequence[str], config: Config, max_new: int, temperature: float,
+               top_p: float) -> List[Dict[str, Any]]:
+        tokenizer = self._tokenizer
+        encoded = tokenizer(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
+        lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        for index, length in enumerate(lengths):
+            if length > config.max_length:
+                raise BadDataset(f"prompt {index} is {length} tokens, longer than max_length={config.max_length}; "
+                                 "shorten the text or raise max_length.", line=index + 1, field="max_length")
+        width = encoded["input_ids"].shape[1]
+        eos = tokenizer.eos_token_id
+        kwargs: Dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id,
+                                  "eos_token_id": eos, "do_sample": temperature > 0}
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+        if stops:
+            kwargs["stopping_criteria"] = _stopping_criteria(tokenizer, stops, width)
+        dev = device()
+        output = self._model.generate(input_ids=encoded["input_ids"].to(dev),
+                                      attention_mask=encoded["attention_mask"].to(dev), **kwargs)
+        results = []
+        for row, prompt_tokens in zip(output[:, width:].tolist(), lengths):
+            count = row.index(eos) + 1 if eos in row else len(row)  # after EOS comes padding
+            text = cut_at_stop(tokenizer.decode(row[:count], skip_special_tokens=True), stops)
+            results.append({"text": text, "promptTokens": int(prompt_tokens), "newTokens": count})
+        return results

@@ -1,0 +1,190 @@
+"""Loading the tokenizer and base model (quantized or not) and adding the LoRA adapter.
+
+Checks that need no weights run first (`check_model`): the model exists (local folder with config.json, or a
+hub id in the cache when offline), the device supports the quantization, and every LoRA target names a linear
+layer of the architecture, found on a weightless skeleton built on the meta device from the config alone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, List, Set, Tuple
+
+import torch
+
+from .config import Config
+from .errors import BadConfig, ModelNotFound, bitsandbytes_missing, cuda_unavailable
+
+log = logging.getLogger(__name__)
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def device() -> torch.device:
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def compute_dtype(config: Config) -> torch.dtype:
+    if config.compute_dtype != "auto":
+        return getattr(torch, config.compute_dtype)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def model_source(config: Config) -> str:
+    """The folder or hub id to load from; ModelNotFound (field "model") when it cannot be found."""
+    name = config.model
+    if os.path.isabs(name) or name.startswith(("./", "../", "~")):
+        folder = Path(name).expanduser()
+        if not folder.is_absolute():
+            raise BadConfig(f"model path {name!r} must be absolute (the server resolves it against the config "
+                            "file).", field="model")
+        if not folder.is_dir():
+            raise ModelNotFound(f"model folder not found: {folder}. Set `model` to a folder holding config.json "
+                                "and model.safetensors, or to a hub id such as microsoft/phi-2.",
+                                file=str(folder), field="model")
+        if not (folder / "config.json").is_file():
+            raise ModelNotFound(f"{folder} has no config.json, so it is not a transformers model folder.",
+                                file=str(folder), field="model")
+        return str(folder)
+    if offline():
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(name, "config.json")
+        if not isinstance(cached, str):
+            raise ModelNotFound(
+                f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading "
+                f"it. Run `huggingface-cli download {name}` where there is network, or set `model` to a local "
+                "folder.", field="model")
+    return name
+
+
+def load_auto_config(config: Config, source: str) -> Any:
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=config.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFound(f"cannot load the config of model {config.model!r}: {first}", field="model") from None
+
+
+def skeleton(auto_config: Any, trust_remote_code: bool = False) -> torch.nn.Module:
+    """The architecture with every tensor on the meta device: module names and shapes, no memory."""
+    from transformers import AutoModelForCausalLM
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(auto_config, trust_remote_code=trust_remote_code)
+
+
+def linear_modules(model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module]]:
+    """(qualified name, module) of every layer LoRA can target: nn.Linear and transformers' Conv1D."""
+    try:
+        from transformers.pytorch_utils import Conv1D
+        kinds: Tuple[type, ...] = (torch.nn.Linear, Conv1D)
+    except ImportError:
+        kinds = (torch.nn.Linear,)
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, kinds)]
+
+
+def check_target_modules(config: Config, model: torch.nn.Module) -> None:
+    names = [name for name, _ in linear_modules(model)]
+    valid: Set[str] = {name.rsplit(".", 1)[-1] for name in names}
+    for target in config.lora.target_modules:
+        # peft matches a target against a module's full name or any dotted suffix of it.
+        if not any(name == target or name.endswith("." + target) for name in names):
+            raise BadConfig(f"lora.target_modules: {target!r} is not a linear layer of this model. Valid names: "
+                            f"{', '.join(sorted(valid))}.", field="lora.target_modules")
+
+
+def check_device_support(config: Config, *, training: bool = True) -> None:
+    """Quantization (and, for training, the paged optimizer) need CUDA and bitsandbytes; say so up front."""
+    paged = training and config.train.optimizer == "paged_adamw_8bit"
+    if not torch.cuda.is_available():
+        if config.quantized:
+            raise cuda_unavailable()
+        if paged:
+            raise BadConfig("train.optimizer paged_adamw_8bit needs an NVIDIA GPU with CUDA; use adamw_torch on "
+                            "CPU.", field="train.optimizer")
+    if config.quantized or paged:
+        try:
+            import bitsandbytes  # noqa: F401
+        except Exception as exc:
+            raise bitsandbytes_missing(f"{type(exc).__name__}: {exc}") from None
+
+
+def check_model(config: Config) -> Tuple[str, Any]:
+    """Everything about the model that can be checked without weights; returns (source, AutoConfig)."""
+    source = model_source(config)
+    auto_config = load_auto_config(config, source)
+    check_target_modules(config, skeleton(auto_config, config.trust_remote_code))
+    return source, auto_config
+
+
+def load_tokenizer(config: Config, source: str) -> Any:
+    from transformers import AutoTokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"cannot load the tokenizer of {config.model!r}: {exc}", field="model") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # pad = EOS; padded positions never carry loss
+    return tokenizer
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict:
+    # transformers renamed torch_dtype to dtype in 4.56; the old name still works there, with a warning.
+    import transformers
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
+def quantization_config(config: Config, dtype: torch.dtype) -> Any:
+    from transformers import BitsAndBytesConfig
+    if config.quantization in ("nf4", "fp4"):
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=config.quantization,
+                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=config.double_quant)
+    if config.quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def load_base_model(config: Config, source: str) -> Any:
+    """The frozen base model on the training device, quantized as configured."""
+    from transformers import AutoModelForCausalLM
+    check_device_support(config, training=False)
+    dtype = compute_dtype(config)
+    kwargs: dict = {"use_safetensors": True, "trust_remote_code": config.trust_remote_code,
+                    "attn_implementation": "sdpa", **_dtype_kwarg(dtype)}
+    quant = quantization_config(config, dtype)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"cannot load the weights of {config.model!r}: {str(exc).strip().splitlines()[0]} "
+                            "(the engine loads safetensors only).", field="model") from None
+    return model
+
+
+def add_lora(model: Any, config: Config) -> Any:
+    """Freeze the base, prepare k-bit training, and wrap in a PeftModel with a seeded LoRA init."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    checkpointing = config.train.gradient_checkpointing
+    gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing needs inputs that require grad
+    model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
+    if config.quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
+                                                gradient_checkpointing_kwargs=gc_kwargs)
+    else:
+        for param in model.parameters():
+            param.requires_grad_(False)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=list(config.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    torch.manual_seed(config.train.seed)  # LoRA A is randomly initialised: same seed, same adapter
+    return get_peft_model(model, lora)

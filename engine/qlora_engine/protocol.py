@@ -1,0 +1,76 @@
+"""Mirror of protocol/engine.ts: method names and error codes of the server <-> engine channel.
+
+Names are the TypeScript constants in UPPER_SNAKE_CASE (TrainStart -> TRAIN_START). tests/test_protocol_mirror.py
+parses engine.ts and fails when the two drift apart; change both files together. Params and results are the
+camelCase dicts described there; the ResolvedConfig inside them is snake_case (config.py reads it).
+"""
+from __future__ import annotations
+
+# lifecycle
+INITIALIZE = "initialize"
+SHUTDOWN = "shutdown"
+
+# training
+TRAIN_START = "train/start"
+TRAIN_CANCEL = "train/cancel"
+TRAIN_PLAN = "train/plan"
+
+# generation
+GENERATE = "generate"
+
+# notifications (engine -> server)
+TRAIN_DID_STAGE = "train/didStage"
+TRAIN_DID_PROGRESS = "train/didProgress"
+TRAIN_DID_EVAL = "train/didEval"
+TRAIN_DID_CHECKPOINT = "train/didCheckpoint"
+TRAIN_DID_END = "train/didEnd"
+
+ENGINE_METHODS = (
+    INITIALIZE,
+    SHUTDOWN,
+    TRAIN_START,
+    TRAIN_CANCEL,
+    TRAIN_PLAN,
+    GENERATE,
+    TRAIN_DID_STAGE,
+    TRAIN_DID_PROGRESS,
+    TRAIN_DID_EVAL,
+    TRAIN_DID_CHECKPOINT,
+    TRAIN_DID_END,
+)
+
+# Not part of engine.ts: LSP's lifecycle notification, accepted so a client may follow `shutdown` with it.
+EXIT = "exit"
+
+ERROR_CODES = {
+    "ParseError": -32700,
+    "InvalidRequest": -32600,
+    "MethodNotFound": -32601,
+    "InvalidParams": -32602,
+    "InternalError": -32603,
+    "OutOfMemory": -32001,
+    "BitsAndBytesMissing": -32002,
+    "ModelNotFound": -32003,
+    "BadDataset": -32004,
+    "BadConfig": -32005,
+    "BadTemplate": -32006,
+    "CudaUnavailable": -32007,
+    "RunNotFound": -32008,
+    "Busy": -32009,
+    "CheckpointNotFound": -32010,
+}
+
+# Codes meaning "the user's input is wrong" (the CLI exits 2 for these).
+BAD_INPUT_CODES = (
+    ERROR_CODES["ModelNotFound"],
+    ERROR_CODES["BadDataset"],
+    ERROR_CODES["BadConfig"],
+    ERROR_CODES["BadTemplate"],
+    ERROR_CODES["CudaUnavailable"],
+    ERROR_CODES["BitsAndBytesMissing"],
+    ERROR_CODES["CheckpointNotFound"],
+)
+
+# Training stages (TrainDidStageParams.stage) and run statuses (RunStatus; run.json adds "running").
+STAGES = ("loading-data", "loading-model", "training", "saving")
+RUN_STATUSES = ("completed", "cancelled", "failed")

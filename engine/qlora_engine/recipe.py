@@ -1,0 +1,379 @@
+"""The training recipe: one class, one fixed lifecycle.
+
+    recipe = Recipe(config, run_dir, resume=False, events=MyEvents(), cancel=threading.Event())
+    summary = recipe.validate()   # DataSummary; raises EngineError on bad input, writes nothing
+    end = recipe.run()            # setup -> train -> save -> cleanup; returns TrainDidEndParams
+
+validate() checks config, run folder, device, template, model (without weights), LoRA targets and data before
+anything touches the disk. run() never raises for a failure after that: it ends with status "failed" (code and
+message in `error`), and run.json says so; only a run that finished says "completed".
+
+The loop is deliberately flat: gather the step's micro-batches, divide the summed token losses by the step's
+target-token count, backward per micro-batch, clip, step, then log / eval / checkpoint. Cancellation is checked
+before every micro-batch; a cancelled run checkpoints the last completed optimizer step and ends "cancelled".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import checkpoint
+from .checkpoint import Snapshot, capture_rng, restore_rng
+from .config import Config, parse_config, to_dict
+from .data import Batch, Dataset, collate, load_dataset
+from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, out_of_memory
+from .events import Events, NullEvents
+from .files import append_jsonl, read_jsonl_lenient, write_json, write_jsonl, write_yaml
+from .model import add_lora, check_device_support, check_model, device, load_base_model, load_tokenizer
+from .optim import build_optimizer, build_scheduler
+from .order import DataOrder, token_loss_sum
+from .packing import mask_dtype, verify_packing
+from .protocol import ERROR_CODES
+from .template import load_template
+
+__all__ = ["Recipe", "Events", "NullEvents"]
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the cancel flag is seen."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    try:
+        import numpy as np
+        np.random.seed(seed)
+    except ImportError:
+        pass
+
+
+class Recipe:
+    def __init__(self, config: Dict[str, Any], run_dir: "str | Path", *, resume: bool = False,
+                 events: Optional[Events] = None, cancel: Optional[threading.Event] = None) -> None:
+        self.raw_config = config
+        self.run_dir = Path(run_dir).absolute()
+        self.run_id = self.run_dir.name
+        self.resume = resume
+        self.events: Events = events or NullEvents()
+        self.cancel = cancel or threading.Event()
+        self.config: Optional[Config] = None
+        self.summary: Optional[Dict[str, int]] = None
+        self.total_steps = 0
+        self.start_step = 0
+        self.step = 0
+        self._source = ""
+        self._tokenizer: Any = None
+        self._dataset: Optional[Dataset] = None
+        self._resume_from: Optional[Path] = None
+        self._started_at = ""
+        self.model: Any = None
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self._order: Optional[DataOrder] = None
+        self._device = torch.device("cpu")
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.run_dir / "adapter"
+
+    # ------------------------------------------------------------------ validate
+    def validate(self) -> Dict[str, int]:
+        """Check every input; return the DataSummary. Raises EngineError; creates and writes nothing."""
+        config = parse_config(self.raw_config)
+        self._check_run_dir()
+        check_device_support(config)
+        template = load_template(config.template)
+        self._source, _ = check_model(config)
+        self._tokenizer = load_tokenizer(config, self._source)
+        self._dataset = load_dataset(config, template, self._tokenizer)
+        self.config = config
+        self.total_steps = config.train.max_steps
+        if self._resume_from is not None:
+            self.start_step = int(checkpoint.read_state(self._resume_from)["step"])
+            if self.start_step > self.total_steps:
+                raise BadConfig(f"the checkpoint is at step {self.start_step}, past train.max_steps="
+                                f"{self.total_steps}; raise max_steps to continue.", field="train.max_steps")
+        self.summary = dict(self._dataset.summary)
+        return dict(self.summary)
+
+    def _check_run_dir(self) -> None:
+        if self.resume:
+            if not self.run_dir.is_dir():
+                raise RunNotFound(f"run folder not found: {self.run_dir}; nothing to resume.", file=str(self.run_dir))
+            self._resume_from = checkpoint.latest(self.checkpoints_dir)
+            if self._resume_from is None:
+                raise CheckpointNotFound(f"{self.run_id} has no complete checkpoint to resume from; start a new "
+                                         "run instead.", file=str(self.run_dir))
+        elif (self.run_dir / "run.json").exists():
+            raise BadConfig(f"{self.run_dir} already holds a run; resume it, or choose a new run folder.",
+                            file=str(self.run_dir))
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Dict[str, Any]:
+        """setup -> train -> save -> cleanup. Returns (and emits) TrainDidEndParams."""
+        if self.summary is None:
+            self.validate()  # bad input raises here, before anything is written
+        status, error, adapter = "failed", None, None
+        try:
+            self.setup()
+            status = self.train()
+            if status == "completed":
+                adapter = str(self.save())
+        except torch.cuda.OutOfMemoryError as exc:
+            error = out_of_memory(str(exc))
+        except EngineError as exc:
+            error = exc
+        except Exception as exc:
+            log.error("run %s failed:\n%s", self.run_id, traceback.format_exc())
+            error = EngineError(ERROR_CODES["InternalError"], f"{type(exc).__name__}: {exc}")
+        finally:
+            self.cleanup()
+        if error is not None:
+            status, adapter = "failed", None
+        latest = checkpoint.latest(self.checkpoints_dir)
+        end = {"runId": self.run_id, "status": status, "step": self.step, "adapterPath": adapter,
+               "checkpointPath": None if latest is None else str(latest),
+               "error": None if error is None else error.to_data()}
+        self._write_run_json(status, adapter=adapter, error=end["error"], ended=True)
+        self.events.end(end)
+        return end
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        config = self._config()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_temp(self.checkpoints_dir)
+        # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
+        write_yaml(self.run_dir / "config.yaml", to_dict(config))
+        self._started_at = self._previous_run().get("startedAt") or _now()
+        self._write_run_json("running")
+        summary = self.summary or {}
+        # The data was read and tokenized by validate(); the stage reports what it found.
+        self.events.stage("loading-data", f"{summary.get('trainRecords')} training records in "
+                          f"{summary.get('trainSequences')} sequences, {summary.get('validationRecords')} for "
+                          f"validation, {summary.get('droppedTooLong')} dropped as longer than max_length")
+
+        self.events.stage("loading-model", f"Loading {config.model} (quantization: {config.quantization})")
+        self._device = device()
+        self.model = add_lora(load_base_model(config, self._source), config)
+        if config.packing:
+            verify_packing(self.model, self.model.get_input_embeddings().weight.shape[0], self._device)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(trainable, config.train)
+        self.scheduler = build_scheduler(self.optimizer, config.train)
+        rows = len(self._data().train)
+        if self._resume_from is not None:
+            snapshot = checkpoint.load(self._resume_from, self.model, self.optimizer, self.scheduler, self._device)
+            restore_rng(snapshot.rng)
+            self.step = snapshot.step
+            self._order = DataOrder(rows, config.train.micro_batch_size, config.train.seed, snapshot.epoch,
+                                    snapshot.batch_index)
+            # Lines past the checkpoint were written by the interrupted run; they are about to be redone.
+            write_jsonl(self.metrics_path, [r for r in read_jsonl_lenient(self.metrics_path)
+                                            if r.get("step", 0) <= snapshot.step])
+        else:
+            seed_everything(config.train.seed)
+            self.step = 0
+            self._order = DataOrder(rows, config.train.micro_batch_size, config.train.seed)
+            write_jsonl(self.metrics_path, [])
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> str:
+        """The loop. Returns "completed" or "cancelled"."""
+        train = self._config().train
+        self.events.stage("training", f"Training {self.total_steps - self.step} steps")
+        self.model.train()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        window = {"start": started, "tokens": 0, "losses": []}
+        session_steps = 0
+        self._session_tokens = 0
+        saved_step = self.step if self._resume_from is not None else -1
+        snapshot = self._snapshot()
+        try:
+            while self.step < self.total_steps:
+                snapshot = self._snapshot()  # the state a cancel during this step goes back to
+                loss, grad_norm, tokens, lr = self._optimizer_step()
+                self.step += 1
+                session_steps += 1
+                window["tokens"] += tokens
+                self._session_tokens += tokens
+                window["losses"].append(loss)
+                if self.step % train.log_every == 0 or self.step == self.total_steps:
+                    self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
+                                       session_steps=session_steps)
+                    window = {"start": time.perf_counter(), "tokens": 0, "losses": []}
+                if train.eval_every and (self.step % train.eval_every == 0 or self.step == self.total_steps):
+                    self._evaluate()
+                if train.save_every and self.step % train.save_every == 0:
+                    self._save_checkpoint(self._snapshot())
+                    saved_step = self.step
+        except Cancelled:
+            self.optimizer.zero_grad(set_to_none=True)  # the partial step's gradients are discarded
+            if snapshot.step > 0 and saved_step != snapshot.step:
+                self._save_checkpoint(snapshot)
+            self.step = snapshot.step
+            return "cancelled"
+        if saved_step != self.step:
+            self._save_checkpoint(self._snapshot())
+        return "completed"
+
+    def _optimizer_step(self) -> Tuple[float, float, int, float]:
+        """One optimizer step over gradient_accumulation micro-batches: (loss, grad norm, tokens, lr)."""
+        train = self._config().train
+        lr = float(self.scheduler.get_last_lr()[0])  # the rate this update uses
+        batches = [self._batch(self._order.next()) for _ in range(train.gradient_accumulation)]
+        targets = max(1, sum(b.target_tokens for b in batches))
+        total = torch.zeros((), device=self._device)
+        dtype = mask_dtype(self.model)
+        for batch in batches:
+            if self.cancel.is_set():
+                raise Cancelled()
+            # No name keeps the logits: the loss saves only its log-softmax, so the logits (T x vocab floats,
+            # the largest activation) are freed before backward instead of living through it.
+            loss = token_loss_sum(self.model(**batch.model_inputs(self._device, dtype)).logits,
+                                  batch.labels.to(self._device)) / targets
+            loss.backward()
+            total += loss.detach()
+            del loss
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        max_norm = train.max_grad_norm if train.max_grad_norm > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+        else:  # fp16 overflow: skip the update rather than write inf/nan into the adapter
+            log.warning("step %d: gradient norm is %s; update skipped", self.step + 1, grad_norm)
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(total), grad_norm, sum(b.tokens for b in batches), lr
+
+    def _batch(self, rows: List[int]) -> Batch:
+        train_rows = self._data().train
+        return collate([train_rows[i] for i in rows], self._tokenizer.pad_token_id, packed=self._config().packing)
+
+    def _log_progress(self, *, loss_window: Dict[str, Any], grad_norm: float, lr: float, started: float,
+                      session_steps: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - started
+        row = {"step": self.step, "epoch": round(self._order.epochs, 4),
+               "loss": sum(loss_window["losses"]) / len(loss_window["losses"]), "learningRate": lr,
+               "gradNorm": grad_norm, "tokensPerSecond": loss_window["tokens"] / max(now - loss_window["start"], 1e-9),
+               "tokens": self._session_tokens,
+               "gpuMemoryBytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
+               "elapsedSeconds": elapsed,
+               "etaSeconds": (self.total_steps - self.step) * elapsed / max(session_steps, 1)}
+        append_jsonl(self.metrics_path, {"type": "train", **row})
+        self.events.progress({"runId": self.run_id, "totalSteps": self.total_steps, **row})
+
+    @torch.no_grad()
+    def _evaluate(self) -> None:
+        validation = self._data().validation
+        if not validation:
+            return
+        train = self._config().train
+        rng = capture_rng()  # evaluation must not change the training run's randomness
+        self.model.eval()
+        size = train.micro_batch_size
+        batches = -(-len(validation) // size)
+        if train.eval_batches:
+            batches = min(batches, train.eval_batches)
+        loss_sum, targets, records = 0.0, 0, 0
+        dtype = mask_dtype(self.model)
+        for k in range(batches):
+            batch = collate(validation[k * size:(k + 1) * size], self._tokenizer.pad_token_id, packed=False)
+            logits = self.model(**batch.model_inputs(self._device, dtype)).logits
+            loss_sum += float(token_loss_sum(logits, batch.labels.to(self._device)))
+            del logits
+            targets += batch.target_tokens
+            records += batch.records
+        self.model.train()
+        restore_rng(rng)
+        row = {"step": self.step, "evalLoss": loss_sum / max(targets, 1), "evalRecords": records}
+        append_jsonl(self.metrics_path, {"type": "eval", **row})
+        self.events.eval({"runId": self.run_id, **row})
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(step=self.step, epoch=self._order.epoch, batch_index=self._order.index, rng=capture_rng())
+
+    def _save_checkpoint(self, snapshot: Snapshot) -> None:
+        path = checkpoint.save(self.checkpoints_dir, snapshot, self.model, self.optimizer, self.scheduler)
+        checkpoint.prune(self.checkpoints_dir, self._config().train.keep_checkpoints)
+        self._write_run_json("running", step=snapshot.step)
+        self.events.checkpoint({"runId": self.run_id, "step": snapshot.step, "path": str(path)})
+
+    # ------------------------------------------------------------------ save / cleanup
+    def save(self) -> Path:
+        """The final adapter, in PEFT format, renamed into place when complete."""
+        self.events.stage("saving", "Saving the adapter")
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-adapter-", dir=self.run_dir))
+        try:
+            # save_embedding_layers=False: LoRA on lm_head must not copy the (frozen, unchanged) base embeddings.
+            self.model.save_pretrained(str(tmp), safe_serialization=True, save_embedding_layers=False)
+            if self.adapter_dir.exists():
+                shutil.rmtree(self.adapter_dir)
+            os.replace(tmp, self.adapter_dir)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self.adapter_dir
+
+    def cleanup(self) -> None:
+        """Drop the model and optimizer so a long-lived engine gives the GPU memory back."""
+        self.model = self.optimizer = self.scheduler = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ helpers
+    def _config(self) -> Config:
+        assert self.config is not None, "validate() first"
+        return self.config
+
+    def _data(self) -> Dataset:
+        assert self._dataset is not None, "validate() first"
+        return self._dataset
+
+    def _previous_run(self) -> Dict[str, Any]:
+        import json
+        try:
+            return json.loads((self.run_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _write_run_json(self, status: str, *, step: Optional[int] = None, adapter: Optional[str] = None,
+                        error: Optional[Dict[str, Any]] = None, ended: bool = False) -> None:
+        if not self.run_dir.is_dir():
+            return
+        write_json(self.run_dir / "run.json", {
+            "runId": self.run_id, "status": status, "step": self.step if step is None else step,
+            "totalSteps": self.total_steps, "startedAt": self._started_at or _now(),
+            "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error})

@@ -1,0 +1,156 @@
+"""Request handlers: the engine's side of protocol/engine.ts, wired to Recipe, Generator and plan.
+
+One training run at a time, on a worker thread; its events become train/did* notifications. train/start
+validates synchronously, so bad input comes back as the request's JSON-RPC error (with file/line/field) and no
+run folder is created; the rest of the run happens after the reply. Generation refuses to run during training
+(both want the GPU) and training frees the generator's cached model first.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from . import protocol as P
+from .env import env_report
+from .errors import Busy, InvalidParams
+from .events import Events
+from .generate import Generator
+from .recipe import Recipe
+from .rpc import Connection
+
+log = logging.getLogger(__name__)
+
+
+class RpcEvents(Events):
+    """Recipe events -> notifications. `on_end` runs before didEnd is sent, so a client reacting to didEnd
+    with a new train/start never sees Busy."""
+
+    def __init__(self, conn: Connection, run_id: str, on_end: Callable[[], None]) -> None:
+        self.conn, self.run_id, self.on_end = conn, run_id, on_end
+
+    def stage(self, stage: str, message: str) -> None:
+        self.conn.notify(P.TRAIN_DID_STAGE, {"runId": self.run_id, "stage": stage, "message": message})
+
+    def progress(self, params: Dict[str, Any]) -> None:
+        self.conn.notify(P.TRAIN_DID_PROGRESS, params)
+
+    def eval(self, params: Dict[str, Any]) -> None:
+        self.conn.notify(P.TRAIN_DID_EVAL, params)
+
+    def checkpoint(self, params: Dict[str, Any]) -> None:
+        self.conn.notify(P.TRAIN_DID_CHECKPOINT, params)
+
+    def end(self, params: Dict[str, Any]) -> None:
+        self.on_end()
+        self.conn.notify(P.TRAIN_DID_END, params)
+
+
+@dataclass
+class ActiveRun:
+    recipe: Recipe
+    cancel: threading.Event
+    thread: Optional[threading.Thread] = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _require(params: Any, name: str, kind: type) -> Any:
+    if not isinstance(params, dict) or not isinstance(params.get(name), kind):
+        raise InvalidParams(f"missing or invalid parameter {name!r}", field=name)
+    return params[name]
+
+
+class EngineServer:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.generator = Generator()
+        self._run: Optional[ActiveRun] = None
+        self._stop = False
+
+    @property
+    def handlers(self) -> Dict[str, Callable[[Any], Any]]:
+        return {P.INITIALIZE: self.initialize, P.SHUTDOWN: self.shutdown, P.TRAIN_START: self.train_start,
+                P.TRAIN_CANCEL: self.train_cancel, P.TRAIN_PLAN: self.train_plan, P.GENERATE: self.generate}
+
+    def serve(self) -> None:
+        self.conn.serve(self.handlers, {P.EXIT: self._exit}, lambda: self._stop)
+        self._finish_run()  # stdin closed or shutdown: let an active run checkpoint and end
+
+    # ------------------------------------------------------------------ lifecycle
+    def initialize(self, params: Any) -> Dict[str, Any]:
+        return env_report()
+
+    def shutdown(self, params: Any) -> None:
+        self._finish_run()
+        self.generator.release()
+        self._stop = True
+        return None
+
+    def _exit(self, params: Any) -> None:
+        self._stop = True
+
+    def _finish_run(self) -> None:
+        run = self._run
+        if run is not None and not run.done.is_set():
+            log.info("cancelling run %s before exit", run.recipe.run_id)
+            run.cancel.set()
+            if run.thread is not None:
+                run.thread.join()
+
+    def _busy(self) -> Optional[ActiveRun]:
+        run = self._run
+        return run if run is not None and not run.done.is_set() else None
+
+    # ------------------------------------------------------------------ training
+    def train_start(self, params: Any) -> Dict[str, Any]:
+        run_dir = Path(_require(params, "runDir", str))
+        if not run_dir.is_absolute():
+            raise InvalidParams(f"runDir must be an absolute path, got {str(run_dir)!r}", field="runDir")
+        config = _require(params, "config", dict)
+        resume = params.get("resume", False)
+        if not isinstance(resume, bool):
+            raise InvalidParams("resume must be true or false", field="resume")
+        active = self._busy()
+        if active is not None:
+            raise Busy(f"run {active.recipe.run_id} is still training; cancel it or wait for it to end.")
+        cancel = threading.Event()
+        run = ActiveRun(recipe=None, cancel=cancel)  # type: ignore[arg-type]
+        recipe = Recipe(config, run_dir, resume=resume, cancel=cancel,
+                        events=RpcEvents(self.conn, run_dir.name, run.done.set))
+        run.recipe = recipe
+        summary = recipe.validate()  # EngineError -> this request's error; nothing written
+        self.generator.release()  # training needs the GPU memory the generator holds
+        run.thread = threading.Thread(target=self._train, args=(run,), name=f"train-{recipe.run_id}", daemon=True)
+        self._run = run
+        run.thread.start()
+        return {"runId": recipe.run_id, "runDir": str(recipe.run_dir), "totalSteps": recipe.total_steps,
+                "startStep": recipe.start_step, "data": summary}
+
+    def _train(self, run: ActiveRun) -> None:
+        try:
+            run.recipe.run()
+        except Exception:  # run() reports its own failures; this is a bug guard
+            log.exception("run %s crashed", run.recipe.run_id)
+        finally:
+            run.done.set()
+
+    def train_cancel(self, params: Any) -> Dict[str, Any]:
+        run_id = _require(params, "runId", str)
+        run = self._busy()
+        if run is None or run.recipe.run_id != run_id:
+            return {"cancelling": False}
+        run.cancel.set()
+        return {"cancelling": True}
+
+    def train_plan(self, params: Any) -> Dict[str, Any]:
+        from .plan import estimate
+        return estimate(_require(params, "config", dict))
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, params: Any) -> Dict[str, Any]:
+        active = self._busy()
+        if active is not None:
+            raise Busy(f"run {active.recipe.run_id} is training on the GPU; generate when it ends or cancel it.")
+        return self.generator.generate(params)

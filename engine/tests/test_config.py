@@ -1,0 +1,65 @@
+"""config.py's rules mirror the JSON Schema, and a bad value names its dotted field."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SCHEMA, resolved_config
+
+from qlora_engine.config import RULES, parse_config, to_dict
+from qlora_engine.errors import BadConfig
+
+
+def schema_leaves():
+    schema = json.loads(SCHEMA.read_text())
+    for name, node in schema["properties"].items():
+        if node.get("type") == "object":
+            for child, leaf in node["properties"].items():
+                yield f"{name}.{child}", leaf
+        else:
+            yield name, node
+
+
+def test_rules_cover_exactly_the_schema():
+    assert set(RULES) == {path for path, _ in schema_leaves()}
+
+
+@pytest.mark.parametrize("path,leaf", list(schema_leaves()))
+def test_rule_matches_schema(path, leaf):
+    rule = RULES[path]
+    assert rule.default == leaf.get("default"), path
+    assert tuple(leaf.get("enum", ())) == rule.enum, path
+    assert rule.minimum == leaf.get("minimum"), path
+    assert rule.maximum == leaf.get("maximum"), path
+    assert rule.exclusive_minimum == leaf.get("exclusiveMinimum"), path
+
+
+def base(**overrides):
+    return resolved_config(**{"model": "/m", "data": {"train": "/d/train.jsonl"}, "template": "/d/t.prompt.yaml",
+                              **overrides})
+
+
+def test_resolved_config_round_trips():
+    raw = base()
+    config = parse_config(raw)
+    assert to_dict(config) == raw
+    assert config.lora.target_modules == ("q_proj", "k_proj", "v_proj", "dense")
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"quantization": "nf8"}, "quantization"),
+    ({"lora": {"r": 0}}, "lora.r"),
+    ({"lora": {"target_modules": []}}, "lora.target_modules"),
+    ({"train": {"learning_rate": 0}}, "train.learning_rate"),
+    ({"train": {"max_steps": 1.5}}, "train.max_steps"),
+    ({"train": {"gradient_checkpointing": "yes"}}, "train.gradient_checkpointing"),
+    ({"data": {"train": "relative/train.jsonl"}}, "data.train"),
+    ({"train": {"max_stepz": 3}}, "train.max_stepz"),
+    ({"modle": "x"}, "modle"),
+])
+def test_bad_values_name_the_field(overrides, field):
+    with pytest.raises(BadConfig) as info:
+        parse_config(base(**overrides))
+    assert info.value.field == field
+    assert field in info.value.message

@@ -1,0 +1,116 @@
+"""GPU tests (marker `gpu`, deselected by default): run with `pytest -m gpu` on a CUDA machine with bitsandbytes.
+
+They cover what the CPU suite cannot: 4-bit loading, k-bit preparation, the paged 8-bit optimizer, CUDA RNG in
+checkpoints, and train/plan's estimate against the measured torch.cuda.max_memory_allocated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+
+import pytest
+import torch
+
+from conftest import PHI2, short_records, write_jsonl
+
+from qlora_engine.generate import Generator
+from qlora_engine.plan import estimate
+from qlora_engine.recipe import Events, Recipe
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+class Record(Events):
+    def __init__(self, cancel_at: int = 0, cancel: threading.Event = None) -> None:
+        self.progress_rows, self.cancel_at, self.cancel = [], cancel_at, cancel
+
+    def progress(self, params):
+        self.progress_rows.append(params)
+        if self.cancel_at and params["step"] == self.cancel_at:
+            self.cancel.set()
+
+
+def qlora_config(ws, **extra):
+    write_jsonl(ws.train, short_records(16, dialogue_chars=200))
+    return ws.config(quantization="nf4", max_length=256, **{
+        "train": {"max_steps": 6, "micro_batch_size": 2, "gradient_accumulation": 2, "optimizer": "paged_adamw_8bit",
+                  "gradient_checkpointing": True, "eval_every": 3, "save_every": 2, **extra.pop("train", {})},
+        **extra})
+
+
+def test_qlora_trains_and_generates(ws):
+    events = Record()
+    end = Recipe(qlora_config(ws), ws.runs / "q", events=events).run()
+    assert end["status"] == "completed", end
+    assert all(r["gpuMemoryBytes"] > 0 and r["loss"] == r["loss"] for r in events.progress_rows)
+    out = Generator().generate({"config": qlora_config(ws), "adapter": end["adapterPath"],
+                                "records": [{"dialogue": "A: hi\nB: hello"}] * 3, "maxNewTokens": 8,
+                                "temperature": 0, "topP": 1, "seed": 0, "batchSize": 3})
+    assert len(out["completions"]) == 3
+
+
+def test_qlora_resume_is_exact_on_gpu(ws):
+    config = qlora_config(ws, lora={"dropout": 0.1})
+    Recipe(config, ws.runs / "full").run()
+    cancel = threading.Event()
+    assert Recipe(config, ws.runs / "part", events=Record(3, cancel), cancel=cancel).run()["status"] == "cancelled"
+    assert Recipe(config, ws.runs / "part", resume=True).run()["status"] == "completed"
+    rows = [[json.loads(x) for x in (ws.runs / name / "metrics.jsonl").read_text().splitlines()]
+            for name in ("full", "part")]
+    for a, b in zip(*rows):
+        assert a["step"] == b["step"]
+        for key in ("loss", "gradNorm", "evalLoss"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-5), (a, b)
+
+
+LAYERS = int(os.environ.get("QLORA_GPU_PLAN_LAYERS", "8"))
+
+
+@pytest.fixture(scope="module")
+def phi_width_model(tmp_path_factory):
+    """Phi-2's width and vocabulary with 8 layers (QLORA_GPU_PLAN_LAYERS=32: all of Phi-2) and random bf16
+    weights: real-sized layers, quick to build."""
+    from transformers import PhiConfig, PhiForCausalLM
+    raw = json.loads((PHI2 / "config.json").read_text())
+    for key in ("auto_map", "_name_or_path", "transformers_version", "torch_dtype"):
+        raw.pop(key, None)
+    out = tmp_path_factory.mktemp("phi8")
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = PhiForCausalLM(PhiConfig(**{**raw, "num_hidden_layers": LAYERS})).to(torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    del model
+    torch.cuda.empty_cache()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
+                 "special_tokens_map.json"):
+        shutil.copy(PHI2 / name, out / name)
+    return out
+
+
+@pytest.mark.parametrize("quantization,checkpointing,batch,length", [
+    ("nf4", True, 1, 2048), ("nf4", False, 1, 1024), ("nf4", True, 4, 512), ("none", True, 1, 2048),
+    ("none", False, 1, 1024)])
+def test_plan_is_close_to_measured_peak(phi_width_model, ws, quantization, checkpointing, batch, length):
+    # Records exactly max_length tokens long, so every micro-batch is batch x length as the plan assumes.
+    words = length - 40
+    records = [{"dialogue": " ".join(["hello"] * words), "summary": "ok"} for _ in range(batch * 3)]
+    config = ws.config(model=str(phi_width_model), quantization=quantization, max_length=length,
+                       lora={"r": 32, "alpha": 32, "dropout": 0.05},
+                       data={"validation_split": 0.0},
+                       train={"max_steps": 3, "micro_batch_size": batch, "gradient_accumulation": 1,
+                              "optimizer": "paged_adamw_8bit", "gradient_checkpointing": checkpointing})
+    write_jsonl(ws.train, records)
+    events = Record()
+    end = Recipe(config, ws.runs / "m", events=events).run()
+    assert end["status"] == "completed", end
+    measured = max(r["gpuMemoryBytes"] for r in events.progress_rows)
+    plan = estimate(config)
+    ratio = plan["peakBytes"] / measured
+    print(f"\nplan vs measured ({LAYERS} layers, {quantization}, checkpointing={checkpointing}, {batch}x{length}): "
+          f"plan {plan['peakBytes'] / 2**30:.2f} GiB, measured {measured / 2**30:.2f} GiB, ratio {ratio:.2f}")
+    for term in plan["terms"]:
+        print(f"  {term['bytes'] / 2**30:7.3f} GiB  {term['name']}")
+    assert 0.85 < ratio < 1.3
