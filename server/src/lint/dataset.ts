@@ -1,0 +1,49 @@
+/**
+ * Builds the lint context of a dataset file from the config that names it (or the one passed with --config):
+ * the validated config (server/src/config), its template, the model's tokenizer, and the other splits.
+ */
+import * as path from 'node:path';
+import { loadConfigText } from '../config/load';
+import { parseTemplate } from '../templates/template';
+import { loadTokenizer } from '../tokenizer/load';
+import { configuredContext, otherSplits, roleOf, standaloneContext, type DatasetContext } from './jsonl/context';
+
+export interface ContextSources {
+  /** An open buffer's text, else the file on disk; null when unreadable. */
+  readText: (file: string) => string | null;
+  log: (message: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Line facts of an open, linted dataset (its keys serve the other splits' leakage check). */
+  openFacts?: (file: string) => readonly { key: string | null; kind: string }[] | null;
+}
+
+export async function datasetContext(file: string | null, configFile: string | null, src: ContextSources): Promise<DatasetContext> {
+  const alone = standaloneContext(file, src.log);
+  if (!configFile) return alone;
+  const text = src.readText(configFile);
+  if (text === null) return { ...alone, configProblem: `cannot read the config ${configFile}` };
+  const loaded = loadConfigText(text, configFile, { env: src.env });
+  if (!loaded.ok) {
+    const n = loaded.errors.length;
+    return { ...alone, configProblem: `${path.basename(configFile)} has ${n} error${n === 1 ? '' : 's'} (see that file): template and token checks skipped` };
+  }
+  const config = loaded.config;
+  const templateText = src.readText(config.template);
+  const template = templateText === null ? null : parseTemplate(templateText, config.template);
+  const tok = await loadTokenizer(config.model, path.dirname(configFile), src.env);
+  const ctx = configuredContext({
+    file,
+    role: file ? roleOf(config, file) : null,
+    configFile,
+    config,
+    template,
+    tokenizer: tok.ok ? tok.tokenizer : null,
+    tokenizerProblem: tok.ok ? null : tok.reason,
+    log: src.log,
+  });
+  if (template && template.problems.length > 0 && !ctx.variables) {
+    ctx.configProblem = `the template ${path.basename(config.template)} has errors (see that file): field and token checks skipped`;
+  }
+  ctx.others = otherSplits(ctx, src.readText, src.openFacts);
+  return ctx;
+}

@@ -1,0 +1,26 @@
+/** CodeLens titles: dataset statistics, and the memory estimate of a config (from the engine's `train/plan`). */
+import type { TrainPlanResult } from '../../../protocol/engine';
+import type { DatasetStats } from './jsonl/driver';
+
+const n = (x: number): string => x.toLocaleString('en-US');
+
+export function datasetLensTitle(stats: DatasetStats, hasContext: boolean): string {
+  const parts = [`${n(stats.records)} record${stats.records === 1 ? '' : 's'}`];
+  if (stats.tokenized > 0 && stats.medianTokens !== null && stats.p95Tokens !== null) {
+    parts.push(`median ${n(stats.medianTokens)} tokens`, `p95 ${n(stats.p95Tokens)}`);
+    parts.push(`${n(stats.overLimit)} over max_length${stats.maxLength !== null ? ` ${n(stats.maxLength)}` : ''}`);
+  } else if (!hasContext) parts.push('no config names this file (token statistics need one)');
+  else parts.push('tokens not counted');
+  parts.push(`${n(stats.duplicates)} duplicate${stats.duplicates === 1 ? '' : 's'}`);
+  return parts.join(' · ');
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+export function planLensTitle(plan: TrainPlanResult): string {
+  const fits = plan.fits === null ? 'no GPU here to compare' : plan.fits ? `fits ${plan.device?.name ?? 'the GPU'} (${gib(plan.device?.freeMemory ?? 0)} free)` : `does NOT fit ${plan.device?.name ?? 'the GPU'} (${gib(plan.device?.freeMemory ?? 0)} free)`;
+  const top = plan.terms.slice(0, 2).map((t) => `${t.name} ${gib(t.bytes)}`).join(', ');
+  return `Memory estimate: ${gib(plan.peakBytes)} peak (${top}) · ${fits}`;
+}

@@ -1,0 +1,95 @@
+/**
+ * The language server: `node dist/server.js --stdio` (or --node-ipc from the extension). This file only wires
+ * the connection to the features; lint lives in server/src/lint/ (LintService), the engine in server/src/engine/.
+ * Custom requests (jobs, runs) are registered here too, next to the lint wiring, each delegating to its module.
+ */
+import { CodeActionKind, createConnection, ProposedFeatures, TextDocumentSyncKind, type Connection, type InitializeParams } from 'vscode-languageserver/node';
+import { TrainPlan } from '../../protocol/engine';
+import { EngineSupervisor } from './engine/supervise';
+import { registerJobs } from './jobs';
+import { LineDocuments } from './lint/documents';
+import { codeActions, codeLenses, completion, hover, publishable } from './lint/lsp';
+import { LintService, uriToPath, type LintHost } from './lint/service';
+
+export interface ServerOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Replaces the engine's `train/plan` (tests); default: a lazily started engine. */
+  plan?: LintHost['plan'];
+}
+
+export function startServer(connection: Connection, options: ServerOptions = {}): LintService {
+  const env = options.env ?? process.env;
+  const documents = new LineDocuments();
+  let roots: string[] = [];
+  let canRefreshLenses = false;
+  let engine: EngineSupervisor | null = null;
+
+  const pythonSetting = async (): Promise<string | undefined> => {
+    try {
+      const value = (await connection.workspace.getConfiguration('qloraStudio'))?.pythonPath;
+      return typeof value === 'string' && value.trim() ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const plan: LintHost['plan'] =
+    options.plan ??
+    (async (config) => {
+      const python = await pythonSetting();
+      engine ??= new EngineSupervisor({ clientName: 'qlora-studio-server', python: () => python, env });
+      return engine.request(TrainPlan, { config });
+    });
+
+  const service = new LintService({
+    publish: (uri, diagnostics, version) => void connection.sendDiagnostics({ uri, version, diagnostics: publishable(diagnostics) }),
+    log: (message) => connection.console.log(message),
+    refreshCodeLenses: () => {
+      if (canRefreshLenses) void connection.sendRequest('workspace/codeLens/refresh').catch(() => undefined);
+    },
+    roots: () => roots,
+    env,
+    plan,
+    cuda: () => {
+      const report = engine?.envReport;
+      return report ? { available: report.cuda.available, how: 'engine environment report' } : null;
+    },
+  });
+
+  connection.onInitialize((params: InitializeParams) => {
+    roots = (params.workspaceFolders ?? []).map((f) => uriToPath(f.uri)).filter((p): p is string => p !== null);
+    if (roots.length === 0 && params.rootUri) roots = [uriToPath(params.rootUri)].filter((p): p is string => p !== null);
+    canRefreshLenses = !!params.capabilities.workspace?.codeLens?.refreshSupport;
+    return {
+      capabilities: {
+        textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
+        hoverProvider: true,
+        codeLensProvider: { resolveProvider: false },
+        codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+        completionProvider: { triggerCharacters: ['{', ' ', ':'] },
+      },
+      serverInfo: { name: 'qlora-studio' },
+    };
+  });
+
+  documents.listen(connection, service);
+
+  connection.onHover((p) => {
+    const doc = documents.get(p.textDocument.uri);
+    return doc ? hover(service, doc, p.position) : null;
+  });
+  connection.onCodeLens((p) => codeLenses(service, p.textDocument.uri));
+  connection.onCodeAction((p) => codeActions(service, p.textDocument.uri, p.range, p.context.diagnostics));
+  connection.onCompletion(async (p) => {
+    const doc = documents.get(p.textDocument.uri);
+    return doc ? completion(service, doc, p.position) : [];
+  });
+  connection.onShutdown(async () => {
+    await engine?.shutdown();
+  });
+
+  registerJobs(connection);
+  connection.listen();
+  return service;
+}
+
+if (require.main === module) startServer(createConnection(ProposedFeatures.all));
