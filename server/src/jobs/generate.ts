@@ -1,0 +1,97 @@
+/**
+ * Summarize Selection: the run's own config and template, the selected text bound to the template's input
+ * variable (the prompt's first variable that the response does not use: `dialogue` for DialogSum), generated
+ * greedily with the run's adapter and, when asked, with the base model for comparison.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { ResolvedConfig } from '../../../protocol/config';
+import { Generate, type GenerateParams } from '../../../protocol/engine';
+import * as L from '../../../protocol/lsp';
+import { loadConfig } from '../config/load';
+import type { EngineSupervisor } from '../engine/supervise';
+import { AdapterDir, ConfigFile } from '../runs/registry';
+import { compilePart, renderPart } from '../templates/jinja';
+import { problem, problemFromConfig, problemFromError } from './problems';
+
+export interface RunForGeneration {
+  config: ResolvedConfig;
+  adapter: string;
+}
+
+export function runForGeneration(runDir: string): { ok: true; run: RunForGeneration } | { ok: false; problem: L.JobProblem } {
+  const configFile = path.join(runDir, ConfigFile);
+  if (!fs.existsSync(configFile)) {
+    return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, `${runDir} has no ${ConfigFile}; is it a run folder?`, 'Pick a completed run.') };
+  }
+  const adapter = path.join(runDir, AdapterDir);
+  if (!fs.existsSync(path.join(adapter, 'adapter_config.json'))) {
+    return {
+      ok: false,
+      problem: problem(L.JobErrorCodes.RunNotUsable, `The run ${path.basename(runDir)} has no adapter yet (it is written when training completes).`, 'Pick a completed run, or wait for this one to finish.'),
+    };
+  }
+  const loaded = loadConfig(configFile);
+  if (!loaded.ok) return { ok: false, problem: problemFromConfig(loaded.errors, runDir) };
+  return { ok: true, run: { config: loaded.config, adapter } };
+}
+
+/** The template variable the input binds to, and the prompt as the model will see it. */
+export function bindInput(templateFile: string, text: string): { variable: string; record: Record<string, string>; prompt: string } | { problem: L.JobProblem } {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseYaml(fs.readFileSync(templateFile, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    return { problem: problem(L.JobErrorCodes.RunNotUsable, `Cannot read the template ${templateFile}: ${(error as Error).message}`, null, { file: templateFile }) };
+  }
+  const prompt = compilePart(typeof doc?.prompt === 'string' ? doc.prompt : '');
+  const response = compilePart(typeof doc?.response === 'string' ? doc.response : '');
+  if (!prompt.ok) return { problem: problem(L.JobErrorCodes.RunNotUsable, `The template's prompt does not compile: ${prompt.problems[0]?.message ?? '?'}`, null, { file: templateFile }) };
+  const responseVars = new Set(response.ok ? response.variables.map((v) => v.name) : []);
+  const inputs = prompt.variables.map((v) => v.name).filter((n) => !responseVars.has(n));
+  const variable = inputs[0] ?? prompt.variables[0]?.name;
+  if (!variable) return { problem: problem(L.JobErrorCodes.RunNotUsable, `The template's prompt uses no variable to put the selection in.`, null, { file: templateFile }) };
+  const record: Record<string, string> = {};
+  for (const name of inputs) record[name] = '';
+  record[variable] = text;
+  let rendered: string;
+  try {
+    rendered = renderPart(prompt, record);
+  } catch (error) {
+    return { problem: problem(L.JobErrorCodes.RunNotUsable, `The template's prompt does not render: ${(error as Error).message}`, null, { file: templateFile }) };
+  }
+  return { variable, record, prompt: rendered };
+}
+
+export async function summarize(engine: EngineSupervisor, params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
+  const none = { variable: null, prompt: null, adapter: null, base: null, seconds: 0 };
+  const found = runForGeneration(params.runDir);
+  if (!found.ok) return { ...none, problem: found.problem };
+  const bound = bindInput(found.run.config.template, params.text);
+  if ('problem' in bound) return { ...none, problem: bound.problem };
+  const request = (adapter: string | null): GenerateParams => ({
+    config: found.run.config,
+    adapter,
+    records: [bound.record],
+    maxNewTokens: params.maxNewTokens,
+    temperature: 0,
+    topP: 1,
+    seed: 42,
+    batchSize: 1,
+  });
+  try {
+    const tuned = await engine.request(Generate, request(found.run.adapter));
+    const base = params.compareWithBase ? await engine.request(Generate, request(null)) : null;
+    return {
+      variable: bound.variable,
+      prompt: bound.prompt,
+      adapter: tuned.completions[0] ?? null,
+      base: base?.completions[0] ?? null,
+      seconds: tuned.seconds + (base?.seconds ?? 0),
+      problem: null,
+    };
+  } catch (error) {
+    return { ...none, variable: bound.variable, prompt: bound.prompt, problem: problemFromError(error) };
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The job manager in the language server: environment check, memory plan, training, summarize, evaluation —
+ * through one engine process — and the engine's events forwarded to the client. server.ts registers it with a
+ * single call: `registerJobs(connection)`.
+ */
+import * as path from 'node:path';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Connection } from 'vscode-languageserver';
+import { TrainPlan as EngineTrainPlan } from '../../../protocol/engine';
+import * as L from '../../../protocol/lsp';
+import { loadConfig } from '../config/load';
+import { EngineHost } from './engine';
+import { summarize } from './generate';
+import { evaluateRun, prepareRunEvaluation } from './evaluate';
+import { problemFromConfig, problemFromError } from './problems';
+import { prepareTrain, TrainJobs, type Notify } from './train';
+
+export interface JobsOptions {
+  repoRoot?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Tests: a fake engine. */
+  launch?: () => ChildProcessWithoutNullStreams;
+  /** The Python setting; default: `qloraStudio.pythonPath` asked from the client at each job. */
+  pythonSetting?: () => Promise<string>;
+}
+
+type Sender = Pick<Connection, 'sendNotification'>;
+
+/** The parts of a connection the job manager uses (a real Connection, or a test double). */
+export interface JobsConnection extends Sender {
+  onRequest(method: string, handler: (params: never, token: unknown) => unknown): unknown;
+  workspace?: { getConfiguration(item: { section: string }): Promise<unknown> };
+}
+
+export class JobManager {
+  readonly engine: EngineHost;
+  readonly training: TrainJobs;
+  private readonly notify: Notify;
+
+  constructor(
+    send: Sender,
+    private readonly pythonSetting: () => Promise<string>,
+    options: JobsOptions = {},
+  ) {
+    const notify: Notify = (method, params) => void send.sendNotification(method, params);
+    this.notify = notify;
+    this.engine = new EngineHost({
+      onStatus: (status) => notify(L.EngineDidChangeState, status),
+      onLog: (text) => notify(L.EngineDidLog, { text }),
+      repoRoot: options.repoRoot,
+      env: options.env,
+      launch: options.launch,
+    });
+    this.training = new TrainJobs(notify);
+  }
+
+  async envCheck(params: L.EnvCheckParams): Promise<L.EnvCheckResult> {
+    const setting = await this.pythonSetting();
+    let python: string | null = null;
+    let pythonSource: L.EnvCheckResult['pythonSource'] = null;
+    try {
+      const choice = this.engine.choosePython(setting);
+      python = choice.executable;
+      pythonSource = choice.source;
+    } catch (error) {
+      return { python, pythonSource, report: null, problem: problemFromError(error) };
+    }
+    if (!params.probe) return { python, pythonSource, report: this.engine.report, problem: null };
+    try {
+      const engine = await this.engine.engine(setting);
+      return { python, pythonSource, report: engine.envReport, problem: null };
+    } catch (error) {
+      return { python, pythonSource, report: null, problem: problemFromError(error) };
+    }
+  }
+
+  async plan(params: L.TrainPlanParams): Promise<L.TrainPlanResult> {
+    const loaded = loadConfig(params.configPath);
+    if (!loaded.ok) return { config: null, plan: null, problem: problemFromConfig(loaded.errors, path.dirname(params.configPath)) };
+    try {
+      const engine = await this.engine.engine(await this.pythonSetting());
+      const plan = await engine.request(EngineTrainPlan, { config: loaded.config });
+      return { config: loaded.config, plan, problem: null };
+    } catch (error) {
+      return { config: loaded.config, plan: null, problem: problemFromError(error) };
+    }
+  }
+
+  async trainStart(params: L.TrainStartParams): Promise<L.TrainStartResult> {
+    const prepared = prepareTrain(params);
+    if (!prepared.ok) return { started: null, problem: prepared.problem };
+    let engine;
+    try {
+      engine = await this.engine.engine(await this.pythonSetting());
+    } catch (error) {
+      return { started: null, problem: problemFromError(error) };
+    }
+    return this.training.start(engine, prepared, this.engine.hold());
+  }
+
+  async trainCancel(params: L.TrainCancelParams): Promise<L.TrainCancelResult> {
+    try {
+      const engine = this.training.active.length ? await this.engine.engine(await this.pythonSetting()) : null;
+      return await this.training.cancel(engine, params.runId);
+    } catch {
+      return { cancelling: false };
+    }
+  }
+
+  list(): L.JobsListResult {
+    return { jobs: this.training.active, engine: this.engine.current };
+  }
+
+  async summarize(params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
+    let engine;
+    try {
+      engine = await this.engine.engine(await this.pythonSetting());
+    } catch (error) {
+      return { variable: null, prompt: null, adapter: null, base: null, seconds: 0, problem: problemFromError(error) };
+    }
+    const release = this.engine.hold();
+    try {
+      return await summarize(engine, params);
+    } finally {
+      release();
+    }
+  }
+
+  /** Zero-shot base vs adapter on the run's test split; `signal` cancels between generation batches. */
+  async evalStart(params: L.EvalStartParams, signal: AbortSignal = new AbortController().signal): Promise<L.EvalStartResult> {
+    const prepared = await prepareRunEvaluation(params);
+    if (!prepared.ok) return { reportPath: null, problem: prepared.problem };
+    let engine;
+    try {
+      engine = await this.engine.engine(await this.pythonSetting());
+    } catch (error) {
+      return { reportPath: null, problem: problemFromError(error) };
+    }
+    const release = this.engine.hold();
+    try {
+      return await evaluateRun(engine, prepared.prepared, params.runDir, this.notify, signal);
+    } finally {
+      release();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.training.dispose();
+    await this.engine.stop();
+  }
+}
+
+/** Registers every qlora/* request on the connection; returns the manager (dispose it on shutdown). */
+export function registerJobs(connection: JobsConnection, options: JobsOptions = {}): JobManager {
+  const pythonSetting =
+    options.pythonSetting ??
+    (async (): Promise<string> => {
+      try {
+        const value = (await connection.workspace?.getConfiguration({ section: 'qloraStudio.pythonPath' })) as unknown;
+        return typeof value === 'string' ? value : '';
+      } catch {
+        return '';
+      }
+    });
+  const jobs = new JobManager(connection, pythonSetting, options);
+  type Handler<M extends L.LspRequestMethod> = (params: L.LspRequests[M]['params'], signal: AbortSignal) => Promise<L.LspRequests[M]['result']> | L.LspRequests[M]['result'];
+  const on = <M extends L.LspRequestMethod>(method: M, handler: Handler<M>): void => {
+    connection.onRequest(method, ((params: L.LspRequests[M]['params'], token?: CancellationLike) => handler(params, abortSignalOf(token))) as (params: never) => unknown);
+  };
+  on(L.EnvCheck, (p) => jobs.envCheck(p));
+  on(L.TrainPlan, (p) => jobs.plan(p));
+  on(L.TrainStart, (p) => jobs.trainStart(p));
+  on(L.TrainCancel, (p) => jobs.trainCancel(p));
+  on(L.JobsList, () => jobs.list());
+  on(L.GenerateSummarize, (p) => jobs.summarize(p));
+  on(L.EvalStart, (p, signal) => jobs.evalStart(p, signal));
+  return jobs;
+}
+
+interface CancellationLike {
+  isCancellationRequested: boolean;
+  onCancellationRequested(listener: () => void): unknown;
+}
+
+/** An LSP cancellation token as an AbortSignal (the eval core checks one between batches). */
+function abortSignalOf(token: CancellationLike | undefined): AbortSignal {
+  const controller = new AbortController();
+  if (token?.isCancellationRequested) controller.abort();
+  else token?.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}

@@ -1,0 +1,117 @@
+/** What the Runs view and the dashboard read from run folders, and how the dashboard merges live points. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { RunData } from '../../protocol/webview';
+import { formatBytes, formatDuration } from '../../extension/src/format';
+import { latestCompleted, listRunInfos, parseMetrics, parseReport, readRunData, summarizeConfig } from '../../extension/src/runs/read';
+import { Store } from '../../webview/src/store';
+import { repo, tempDir } from '../support/helpers';
+
+const train = (step: number, loss: number) => JSON.stringify({ type: 'train', step, loss, learningRate: 1e-3, gradNorm: 0.5, tokensPerSecond: 100, gpuMemoryBytes: null, elapsedSeconds: step });
+
+function makeRun(runsDir: string, id: string, record: Record<string, unknown>, metrics: string[], adapter = false): string {
+  const dir = path.join(runsDir, id);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ runId: id, step: 0, totalSteps: 4, startedAt: null, endedAt: null, data: null, adapterPath: null, error: null, ...record }));
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), metrics.join('\n') + '\n');
+  fs.copyFileSync(path.join(repo, 'samples/dialogsum/tiny.yaml'), path.join(dir, 'config.yaml'));
+  if (adapter) {
+    fs.mkdirSync(path.join(dir, 'adapter'));
+    fs.writeFileSync(path.join(dir, 'adapter', 'adapter_config.json'), '{}');
+  }
+  return dir;
+}
+
+describe('run folders', () => {
+  const runsDir = tempDir();
+  after(() => fs.rmSync(runsDir, { recursive: true, force: true }));
+
+  it('metrics.jsonl: one point per step (a resumed run re-logs steps: the last wins), eval apart, torn lines skipped', () => {
+    const m = parseMetrics([train(1, 3), train(2, 2.5), train(3, 2.4), train(3, 2.2), '{"type":"eval","step":3,"evalLoss":2.6}', '{"type":"train","st'].join('\n'));
+    assert.deepEqual(m.train.map((p) => [p.step, p.loss]), [[1, 3], [2, 2.5], [3, 2.2]]);
+    assert.deepEqual(m.eval, [{ step: 3, evalLoss: 2.6 }]);
+  });
+
+  it('config summary from config.yaml', () => {
+    const c = summarizeConfig(fs.readFileSync(path.join(repo, 'samples/dialogsum/phi-2.yaml'), 'utf8'))!;
+    assert.equal(c.model, 'microsoft/phi-2');
+    assert.equal(c.quantization, 'nf4');
+    assert.equal(c.loraR, 32);
+    assert.deepEqual(c.targetModules, ['q_proj', 'k_proj', 'v_proj', 'dense']);
+    assert.equal(c.learningRate, 2e-4);
+    assert.equal(c.maxSteps, 1000);
+    assert.equal(summarizeConfig(': : :'), null);
+  });
+
+  it('lists runs newest first with status, steps and the best metric; the latest completed one has an adapter', () => {
+    makeRun(runsDir, 'a-old', { status: 'completed', step: 4, startedAt: '2026-01-01T00:00:00Z' }, [train(1, 3), train(2, 2), '{"type":"eval","step":2,"evalLoss":2.5}', '{"type":"eval","step":4,"evalLoss":2.1}'], true);
+    makeRun(runsDir, 'b-new', { status: 'running', step: 1, startedAt: '2026-01-02T00:00:00Z' }, [train(1, 3.3)]);
+    const runs = listRunInfos(runsDir);
+    assert.deepEqual(runs.map((r) => r.runId), ['b-new', 'a-old']);
+    assert.equal(runs[0]!.status, 'unknown', 'run.json says running but nothing trains it: interrupted');
+    assert.deepEqual(runs[0]!.best, { name: 'loss', value: 3.3, step: 1 });
+    assert.deepEqual(runs[1]!.best, { name: 'evalLoss', value: 2.1, step: 4 });
+    assert.equal(latestCompleted(runs)?.runId, 'a-old');
+    const live = listRunInfos(runsDir, new Set([path.join(runsDir, 'b-new')]));
+    assert.equal(live[0]!.status, 'running');
+  });
+
+  it('reads a report in either metrics shape', () => {
+    const a = parseReport(JSON.stringify({ split: 'test', metrics: { rouge1: { base: 0.2, adapter: 0.35 } }, examples: [{ input: 'd', reference: 'r', base: { text: 'b' }, adapter: 'a' }] }))!;
+    assert.deepEqual(a.metrics, [{ name: 'rouge1', base: 0.2, adapter: 0.35 }]);
+    assert.deepEqual(a.samples, [{ input: 'd', reference: 'r', base: 'b', adapter: 'a' }]);
+    const b = parseReport(JSON.stringify({ metrics: [{ name: 'rougeL', base: 0.1, adapter: 0.2 }], count: 40 }))!;
+    assert.equal(b.examples, 40);
+    assert.equal(parseReport('not json'), null);
+    // The shape server/src/eval/report.ts writes.
+    const c = parseReport(
+      JSON.stringify({
+        version: 1,
+        split: 'test',
+        count: 1,
+        metrics: [{ name: 'rouge1', base: 0.21, adapter: 0.38, improvement: 0.17, baseInterval: { low: 0.2, high: 0.22 } }],
+        examples: [{ index: 0, line: 1, input: 'dialogue', references: ['ref one', 'ref two'], base: { text: 'base out', rouge: {} }, adapter: { text: 'adapter out', rouge: {} } }],
+      }),
+    )!;
+    assert.deepEqual(c.metrics, [{ name: 'rouge1', base: 0.21, adapter: 0.38 }]);
+    assert.deepEqual(c.samples, [{ input: 'dialogue', reference: 'ref one', base: 'base out', adapter: 'adapter out' }]);
+    assert.equal(c.examples, 1);
+  });
+
+  it('formats durations and sizes', () => {
+    assert.equal(formatDuration(42), '42s');
+    assert.equal(formatDuration(125), '2m 05s');
+    assert.equal(formatDuration(3725), '1h 02m');
+    assert.equal(formatDuration(null), '—');
+    assert.equal(formatBytes(5 * 2 ** 30), '5.0 GiB');
+  });
+});
+
+describe('dashboard store', () => {
+  const runsDir = tempDir();
+  after(() => fs.rmSync(runsDir, { recursive: true, force: true }));
+
+  it('merges live points with the ones read from disk, one per step', () => {
+    const dir = makeRun(runsDir, 'r1', { status: 'running', step: 2, startedAt: '2026-01-01T00:00:00Z' }, [train(1, 3), train(2, 2.5)]);
+    const data: RunData = readRunData(dir, true);
+    const store = new Store();
+    store.apply({ type: 'runs', runs: [data.info] });
+    // A live event that raced the disk read, then the disk data, then more live steps (one repeating step 2).
+    store.apply({ type: 'progress', runId: 'r1', totalSteps: 4, etaSeconds: 9, point: { ...data.train[1]!, loss: 2.4 } });
+    assert.deepEqual(store.series('r1', 'loss'), [[], []], 'points of a run not loaded yet are dropped');
+    store.apply({ type: 'runData', data });
+    store.apply({ type: 'progress', runId: 'r1', totalSteps: 4, etaSeconds: 5, point: { ...data.train[1]!, loss: 2.45 } });
+    store.apply({ type: 'progress', runId: 'r1', totalSteps: 4, etaSeconds: 2, point: { ...data.train[1]!, step: 3, loss: 2.3 } });
+    store.apply({ type: 'evalPoint', runId: 'r1', point: { step: 3, evalLoss: 2.7 } });
+    assert.deepEqual(store.series('r1', 'loss'), [[1, 2, 3], [3, 2.45, 2.3]]);
+    assert.deepEqual(store.series('r1', 'evalLoss'), [[3], [2.7]]);
+    assert.deepEqual(store.series('r1', 'gpuMemoryBytes'), [[], []], 'no GPU memory on the CPU');
+    assert.equal(store.loaded.get('r1')!.etaSeconds, 2);
+    store.apply({ type: 'status', runId: 'r1', status: 'completed', message: null });
+    assert.equal(store.loaded.get('r1')!.info.status, 'completed');
+    assert.equal(store.loaded.get('r1')!.etaSeconds, null);
+    assert.deepEqual(store.defaultSelection(), ['r1']);
+  });
+});
