@@ -4,8 +4,6 @@
  * Custom requests (jobs, runs) are registered here too, next to the lint wiring, each delegating to its module.
  */
 import { CodeActionKind, createConnection, ProposedFeatures, TextDocumentSyncKind, type Connection, type InitializeParams } from 'vscode-languageserver/node';
-import { TrainPlan } from '../../protocol/engine';
-import { EngineSupervisor } from './engine/supervise';
 import { registerJobs } from './jobs';
 import { LineDocuments } from './lint/documents';
 import { codeActions, codeLenses, completion, hover, publishable } from './lint/lsp';
@@ -13,7 +11,7 @@ import { LintService, uriToPath, type LintHost } from './lint/service';
 
 export interface ServerOptions {
   env?: NodeJS.ProcessEnv;
-  /** Replaces the engine's `train/plan` (tests); default: a lazily started engine. */
+  /** Replaces the engine's `train/plan` (tests); default: the job manager's engine, started lazily. */
   plan?: LintHost['plan'];
 }
 
@@ -22,23 +20,9 @@ export function startServer(connection: Connection, options: ServerOptions = {})
   const documents = new LineDocuments();
   let roots: string[] = [];
   let canRefreshLenses = false;
-  let engine: EngineSupervisor | null = null;
-
-  const pythonSetting = async (): Promise<string | undefined> => {
-    try {
-      const value = (await connection.workspace.getConfiguration('qloraStudio'))?.pythonPath;
-      return typeof value === 'string' && value.trim() ? value : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const plan: LintHost['plan'] =
-    options.plan ??
-    (async (config) => {
-      const python = await pythonSetting();
-      engine ??= new EngineSupervisor({ clientName: 'qlora-studio-server', python: () => python, env });
-      return engine.request(TrainPlan, { config });
-    });
+  // One engine per server: the jobs' engine also answers the config lens's memory estimate.
+  const jobs = registerJobs(connection, { env });
+  const plan: LintHost['plan'] = options.plan ?? ((config) => jobs.planResolved(config));
 
   const service = new LintService({
     publish: (uri, diagnostics, version) => void connection.sendDiagnostics({ uri, version, diagnostics: publishable(diagnostics) }),
@@ -50,7 +34,7 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     env,
     plan,
     cuda: () => {
-      const report = engine?.envReport;
+      const report = jobs.engine.report;
       return report ? { available: report.cuda.available, how: 'engine environment report' } : null;
     },
   });
@@ -84,10 +68,9 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     return doc ? completion(service, doc, p.position) : [];
   });
   connection.onShutdown(async () => {
-    await engine?.shutdown();
+    await jobs.dispose();
   });
 
-  registerJobs(connection);
   connection.listen();
   return service;
 }

@@ -159,6 +159,8 @@ export class EngineSupervisor {
     const session = this.session;
     if (!session) return;
     session.expectedExit = true;
+    // Reject what is in flight now, before a write to the dying process can fail with EPIPE first.
+    session.connection.close(new ConnectionClosedError('the engine was shut down'));
     session.child.kill('SIGKILL');
   }
 

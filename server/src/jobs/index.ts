@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Connection } from 'vscode-languageserver';
-import { TrainPlan as EngineTrainPlan } from '../../../protocol/engine';
+import type { ResolvedConfig } from '../../../protocol/config';
+import { TrainPlan as EngineTrainPlan, type TrainPlanResult } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import { EngineHost } from './engine';
@@ -142,6 +143,12 @@ export class JobManager {
     } finally {
       release();
     }
+  }
+
+  /** The memory estimate of a resolved config on the one shared engine (the lint server's config lens). */
+  async planResolved(config: ResolvedConfig): Promise<TrainPlanResult> {
+    const engine = await this.engine.engine(await this.pythonSetting());
+    return engine.request(EngineTrainPlan, { config });
   }
 
   async dispose(): Promise<void> {
