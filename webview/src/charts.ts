@@ -118,7 +118,8 @@ export class Chart {
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: false }, y: this.spec.log ? { distr: 3 } : {} },
       axes: [
-        { ...axis(), label: 'step', labelFont: font, labelSize: 16 },
+        // Steps are whole numbers: only integer tick spacings.
+        { ...axis(), label: 'step', labelFont: font, labelSize: 16, incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000] },
         { ...axis(), size: 64, values: (_u, splits) => splits.map((v) => (v === null ? '' : fmt(v))) },
       ],
       series: [
