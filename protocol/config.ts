@@ -8,6 +8,8 @@ export type ComputeDtype = 'auto' | 'bfloat16' | 'float16' | 'float32';
 export type Optimizer = 'adamw_torch' | 'paged_adamw_8bit';
 export type LrScheduler = 'linear' | 'cosine' | 'constant';
 export type LossOn = 'response' | 'all';
+/** The metric train.best_metric keeps the best checkpoint by: lowest validation loss, or highest ROUGE F. */
+export type BestMetric = 'eval_loss' | 'rouge1' | 'rouge2' | 'rougeL' | 'rougeLsum';
 
 export interface LoraConfig {
   r: number;
@@ -47,6 +49,24 @@ export interface TrainConfig {
   /** Checkpoints kept on disk (oldest removed first); at least 1. */
   keep_checkpoints: number;
   seed: number;
+  /** Optimizer steps between ROUGE evaluations on validation records (0: never); also at the last step. */
+  rouge_every: number;
+  /** Validation records (the first ones) generated for and scored at each ROUGE evaluation. */
+  rouge_samples: number;
+  /** Keep the best checkpoint (and best-adapter/) by this metric; null: off. */
+  best_metric: BestMetric | null;
+}
+
+export interface EvalConfig {
+  /**
+   * Record fields holding reference texts (a prediction is scored against all of them). null: the template
+   * response's variable and its numbered variants found in the records (summary, summary1, summary2, ...).
+   */
+  references: string[] | null;
+  /** Most tokens generated per record. */
+  max_new_tokens: number;
+  /** Records per generation batch. */
+  batch_size: number;
 }
 
 export interface ResolvedConfig {
@@ -64,4 +84,5 @@ export interface ResolvedConfig {
   loss_on: LossOn;
   packing: boolean;
   train: TrainConfig;
+  eval: EvalConfig;
 }

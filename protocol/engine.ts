@@ -156,11 +156,27 @@ export interface TrainDidProgressParams {
 }
 
 export const TrainDidEval = 'train/didEval';
+/** Mean ROUGE F-measure per type (rouge_score 0.1.2, Porter stemmer on; several references: best per type). */
+export interface RougeScores {
+  rouge1: number;
+  rouge2: number;
+  rougeL: number;
+  rougeLsum: number;
+}
 export interface TrainDidEvalParams {
   runId: string;
   step: number;
   evalLoss: number;
   evalRecords: number;
+  /**
+   * At train.rouge_every steps (and the last): ROUGE of greedy generations on the first train.rouge_samples
+   * validation records, with the adapter being trained. Absent on loss-only evaluations.
+   */
+  rouge?: RougeScores;
+  /** Validation records generated for `rouge`. */
+  rougeRecords?: number;
+  /** With train.best_metric: this evaluation is the best so far (its checkpoint is kept, best-adapter/ updated). */
+  best?: boolean;
 }
 
 export const TrainDidCheckpoint = 'train/didCheckpoint';

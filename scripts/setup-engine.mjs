@@ -91,7 +91,7 @@ if (managed) {
   }
 } else {
   say(`using QLORA_STUDIO_PYTHON=${python}; checking that it has the engine's packages ...`);
-  const check = spawnSync(python, ['-c', 'import torch, transformers, peft, jinja2, yaml, safetensors'], { encoding: 'utf8' });
+  const check = spawnSync(python, ['-c', 'import torch, transformers, peft, jinja2, yaml, safetensors, rouge_score'], { encoding: 'utf8' });
   if (check.status !== 0) {
     fail(`${python} lacks packages the engine needs:\n${check.stderr.trim().split('\n').pop()}\n  Install them: ${python} -m pip install -e "${join(root, 'engine')}"`);
   }

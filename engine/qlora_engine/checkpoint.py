@@ -119,9 +119,11 @@ def latest(root: Path) -> Optional[Path]:
     return found[-1][1] if found else None
 
 
-def prune(root: Path, keep: int) -> None:
-    for _, folder in complete(root)[:-keep]:
-        shutil.rmtree(folder, ignore_errors=True)
+def prune(root: Path, keep: int, protect: Optional[int] = None) -> None:
+    """Remove all but the `keep` newest checkpoints, except step `protect` (the best one, kept whatever its age)."""
+    for step, folder in complete(root)[:-keep]:
+        if step != protect:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_temp(root: Path) -> None:

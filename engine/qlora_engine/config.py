@@ -16,10 +16,10 @@ from .errors import BadConfig
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings"
+    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings" | "strings?"
     default: Any = None
     required: bool = False
-    enum: Tuple[str, ...] = ()
+    enum: Tuple[Optional[str], ...] = ()  # None: the JSON null
     minimum: Optional[float] = None
     maximum: Optional[float] = None
     exclusive_minimum: Optional[float] = None
@@ -59,8 +59,15 @@ RULES: Dict[str, Rule] = {
     "train.log_every": Rule("int", 1, minimum=1),
     "train.keep_checkpoints": Rule("int", 3, minimum=1),
     "train.seed": Rule("int", 42, minimum=0),
+    "train.rouge_every": Rule("int", 0, minimum=0),
+    "train.rouge_samples": Rule("int", 16, minimum=1),
+    "train.best_metric": Rule("enum", None, enum=(None, "eval_loss", "rouge1", "rouge2", "rougeL", "rougeLsum")),
+    "eval.references": Rule("strings?", None),
+    "eval.max_new_tokens": Rule("int", 100, minimum=1, maximum=4096),
+    "eval.batch_size": Rule("int", 8, minimum=1, maximum=1024),
 }
-SECTIONS = ("lora", "data", "train")
+SECTIONS = ("lora", "data", "train", "eval")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,16 @@ class TrainConfig:
     log_every: int
     keep_checkpoints: int
     seed: int
+    rouge_every: int
+    rouge_samples: int
+    best_metric: Optional[str]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    references: Optional[Tuple[str, ...]]
+    max_new_tokens: int
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class Config:
     loss_on: str
     packing: bool
     train: TrainConfig
+    eval: EvalConfig
 
     @property
     def quantized(self) -> bool:
@@ -138,8 +156,10 @@ def _check(path: str, rule: Rule, value: Any) -> Any:
             raise bad(f"> {rule.exclusive_minimum:g}")
     elif rule.kind == "enum":
         if value not in rule.enum:
-            raise bad("one of " + ", ".join(rule.enum))
-    elif rule.kind == "strings":
+            raise bad("one of " + ", ".join("null" if v is None else v for v in rule.enum))
+    elif rule.kind in ("strings", "strings?"):
+        if value is None and rule.kind == "strings?":
+            return None
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
             raise bad("a non-empty list of names")
         if len(set(value)) != len(value):
@@ -197,7 +217,7 @@ def parse_config(raw: Any) -> Config:
 
     top = {p: v for p, v in values.items() if "." not in p}
     return Config(lora=LoraConfig(**section("lora")), data=DataConfig(**section("data")),
-                  train=TrainConfig(**section("train")), **top)
+                  train=TrainConfig(**section("train")), eval=EvalConfig(**section("eval")), **top)
 
 
 def to_dict(config: Config) -> Dict[str, Any]:
@@ -207,7 +227,7 @@ def to_dict(config: Config) -> Dict[str, Any]:
         node: Any = config
         for part in path.split("."):
             node = getattr(node, part)
-        if isinstance(node, tuple):
+        if isinstance(node, tuple):  # lists are tuples in the frozen dataclasses
             node = list(node)
         head, _, tail = path.partition(".")
         if tail:

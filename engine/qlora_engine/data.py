@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence as Seq, Tuple
 
@@ -47,6 +47,8 @@ class Dataset:
     train: List[Sequence]
     validation: List[Sequence]
     summary: Dict[str, int]  # DataSummary of protocol/engine.ts
+    validation_records: List[Record] = dataclass_field(default_factory=list)  # the records behind `validation`, in order
+    validation_path: str = ""  # the file those records' line numbers refer to
 
 
 def read_jsonl(path: str | Path, *, field: str = "data.train") -> List[Record]:
@@ -110,8 +112,9 @@ def check_fields(records: Seq[Record], template: PromptTemplate, path: str | Pat
 
 
 def encode(records: Seq[Record], template: PromptTemplate, tokenizer: Any, *, max_length: int, loss_on: str,
-           path: str | Path) -> Tuple[List[Sequence], int]:
-    """Render and tokenize records; returns (sequences, number dropped as longer than max_length)."""
+           path: str | Path, kept: Optional[List[Record]] = None) -> Tuple[List[Sequence], int]:
+    """Render and tokenize records; returns (sequences, number dropped as longer than max_length). `kept`, when
+    given, receives the records that became sequences."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise BadConfig("the model's tokenizer has no EOS token; training needs one to teach the model to stop.",
@@ -129,11 +132,13 @@ def encode(records: Seq[Record], template: PromptTemplate, tokenizer: Any, *, ma
     response_ids = _tokenize(tokenizer, responses, add_special_tokens=False)
     out: List[Sequence] = []
     dropped = 0
-    for p, r in zip(prompt_ids, response_ids):
+    for record, p, r in zip(records, prompt_ids, response_ids):
         ids = list(p) + list(r) + [eos]
         if len(ids) > max_length:
             dropped += 1
             continue
+        if kept is not None:
+            kept.append(record)
         if loss_on == "response":
             labels = [IGNORE] * len(p) + list(r) + [eos]
         else:
@@ -174,7 +179,8 @@ def load_dataset(config: Config, template: PromptTemplate, tokenizer: Any) -> Da
     common = dict(max_length=config.max_length, loss_on=config.loss_on)
     train, dropped_train = encode(train_records, template, tokenizer, path=config.data.train, **common)
     val_path = config.data.validation or config.data.train
-    validation, dropped_val = encode(val_records, template, tokenizer, path=val_path, **common)
+    val_kept: List[Record] = []
+    validation, dropped_val = encode(val_records, template, tokenizer, path=val_path, kept=val_kept, **common)
     if not train:
         raise BadDataset(f"all {dropped_train} training records are longer than max_length={config.max_length} "
                          "tokens; raise max_length or shorten the records.", file=config.data.train,
@@ -187,7 +193,7 @@ def load_dataset(config: Config, template: PromptTemplate, tokenizer: Any) -> Da
         "validationRecords": len(validation),
         "droppedTooLong": dropped_train + dropped_val,
         "trainSequences": len(train),
-    })
+    }, validation_records=val_kept, validation_path=str(val_path))
 
 
 @dataclass

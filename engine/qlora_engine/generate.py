@@ -6,7 +6,11 @@ and switched by name; adapter=None runs inside `disable_adapter()` on the same w
 was rewritten since it was loaded (a new training run) is reloaded.
 
 Batches are left-padded with an attention mask, so a prompt's greedy completion does not depend on its batch
-neighbours. Generation stops at EOS or at the template's `stop` strings; text is cut at the first stop string.
+neighbours. Greedy by default (temperature 0); temperature > 0 samples (top-p), seeded once per request.
+Generation stops at EOS or at the template's `stop` strings; text is cut at the first stop string, and
+`newTokens` counts the tokens generated up to and including the EOS or the token that completed the stop string
+(never the padding of rows that finished early). `generate_batch` is shared with the training recipe, which scores
+ROUGE on validation records with the model it is training.
 """
 from __future__ import annotations
 
@@ -28,18 +32,25 @@ from .template import PromptTemplate, load_template
 log = logging.getLogger(__name__)
 
 
-def _stopping_criteria(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> Any:
-    from transformers import StoppingCriteria, StoppingCriteriaList
+def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> Any:
+    """A stopping criterion per row: done once the row's generated text contains a stop string. `done_at[row]` is
+    how many tokens the row had generated when it first stopped."""
+    from transformers import StoppingCriteria
 
     class StopStrings(StoppingCriteria):
-        """Per row: done once the generated text contains a stop string."""
+        def __init__(self) -> None:
+            self.done_at: Dict[int, int] = {}
 
         def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-            texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
-            return torch.tensor([any(s in t for s in stops) for t in texts], dtype=torch.bool,
-                                device=input_ids.device)
+            generated = input_ids[:, prompt_width:]
+            texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            done = [any(s in t for s in stops) for t in texts]
+            for row, stopped in enumerate(done):
+                if stopped:
+                    self.done_at.setdefault(row, int(generated.shape[1]))
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
-    return StoppingCriteriaList([StopStrings()])
+    return StopStrings()
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -47,7 +58,50 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     return text[:min(cuts)] if cuts else text
 
 
-def _param(params: Dict[str, Any], name: str, kind: type, default: Any = None, *, minimum: float = None) -> Any:
+def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Sequence[str], max_new: int,
+                   max_length: int, temperature: float = 0.0, top_p: float = 1.0,
+                   first_index: int = 0) -> List[Dict[str, Any]]:
+    """Completions of one left-padded batch: [{text, promptTokens, newTokens}]. The caller sets eval mode,
+    inference mode and (for sampling) the seed. A prompt over max_length is a BadDataset whose `line` is its
+    1-based position in the request's records (`first_index` is the batch's offset there)."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
+    try:
+        encoded = tokenizer(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
+    lengths = encoded["attention_mask"].sum(dim=1).tolist()
+    for offset, length in enumerate(lengths):
+        if length > max_length:
+            index = first_index + offset
+            raise BadDataset(f"records[{index}]: the prompt is {length} tokens, longer than max_length={max_length}; "
+                             "shorten the text or raise max_length.", line=index + 1, field="max_length")
+    width = encoded["input_ids"].shape[1]
+    eos = tokenizer.eos_token_id
+    kwargs: Dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id,
+                              "eos_token_id": eos, "do_sample": temperature > 0, "use_cache": True}
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    stop = None
+    if stops:
+        from transformers import StoppingCriteriaList
+        stop = _stop_strings(tokenizer, stops, width)
+        kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
+    dev = device()
+    output = model.generate(input_ids=encoded["input_ids"].to(dev), attention_mask=encoded["attention_mask"].to(dev),
+                            **kwargs)
+    results = []
+    for row, (ids, prompt_tokens) in enumerate(zip(output[:, width:].tolist(), lengths)):
+        count = ids.index(eos) + 1 if eos in ids else len(ids)  # after EOS comes padding
+        if stop is not None and row in stop.done_at:
+            count = min(count, stop.done_at[row])  # after the stop string comes padding too
+        text = cut_at_stop(tokenizer.decode(ids[:count], skip_special_tokens=True), stops)
+        results.append({"text": text, "promptTokens": int(prompt_tokens), "newTokens": count})
+    return results
+
+
+def _param(params: Dict[str, Any], name: str, kind: Any, default: Any = None, *,
+           minimum: Optional[float] = None) -> Any:
     value = params.get(name, default)
     if value is None or isinstance(value, bool) or not isinstance(value, kind):
         raise InvalidParams(f"generate: {name} must be {'an integer' if kind is int else 'a number'}.", field=name)
@@ -81,7 +135,7 @@ class Generator:
             check_device_support(config, training=False)
             source, _ = check_model(config)
             tokenizer = load_tokenizer(config, source)
-            tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
+            tokenizer.padding_side = "left"
             model = load_base_model(config, source)
             model.eval()
             model.config.use_cache = True
@@ -139,7 +193,7 @@ class Generator:
         batch_size = _param(params, "batchSize", int, 8, minimum=1)
 
         template = load_template(config.template)
-        prompts = self._prompts(template, records)
+        prompts = render_prompts(template, records)
         self._base(config)
         if adapter is not None:
             self._select_adapter(adapter)
@@ -152,46 +206,22 @@ class Generator:
             torch.manual_seed(seed)
         with scope, torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
-                completions += self._batch(prompts[start:start + batch_size], template.stop, config, max_new,
-                                           temperature, top_p)
+                completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
+                                              stops=template.stop, max_new=max_new, max_length=config.max_length,
+                                              temperature=temperature, top_p=top_p, first_index=start)
         return {"completions": completions, "seconds": time.perf_counter() - started}
 
-    def _prompts(self, template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:
-        needed = sorted(template.variables("prompt"))
-        prompts = []
-        for index, record in enumerate(records):
-            for name in needed:
-                if record.get(name) is None:
-                    has = ", ".join(sorted(record)) or "no fields"
-                    raise BadDataset(f"records[{index}]: field '{name}' used by the prompt of {template.name} is "
-                                     f"{'null' if name in record else 'missing'} (record has: {has}).",
-                                     line=index + 1, field=name)
-            prompts.append(template.render_prompt(record))
-        return prompts
 
-    def _batch(self, prompts: List[str], stops: Sequence[str], config: Config, max_new: int, temperature: float,
-               top_p: float) -> List[Dict[str, Any]]:
-        tokenizer = self._tokenizer
-        encoded = tokenizer(prompts, add_special_tokens=True, padding=True, return_tensors="pt")
-        lengths = encoded["attention_mask"].sum(dim=1).tolist()
-        for index, length in enumerate(lengths):
-            if length > config.max_length:
-                raise BadDataset(f"prompt {index} is {length} tokens, longer than max_length={config.max_length}; "
-                                 "shorten the text or raise max_length.", line=index + 1, field="max_length")
-        width = encoded["input_ids"].shape[1]
-        eos = tokenizer.eos_token_id
-        kwargs: Dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id,
-                                  "eos_token_id": eos, "do_sample": temperature > 0}
-        if temperature > 0:
-            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-        if stops:
-            kwargs["stopping_criteria"] = _stopping_criteria(tokenizer, stops, width)
-        dev = device()
-        output = self._model.generate(input_ids=encoded["input_ids"].to(dev),
-                                      attention_mask=encoded["attention_mask"].to(dev), **kwargs)
-        results = []
-        for row, prompt_tokens in zip(output[:, width:].tolist(), lengths):
-            count = row.index(eos) + 1 if eos in row else len(row)  # after EOS comes padding
-            text = cut_at_stop(tokenizer.decode(row[:count], skip_special_tokens=True), stops)
-            results.append({"text": text, "promptTokens": int(prompt_tokens), "newTokens": count})
-        return results
+def render_prompts(template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:
+    """The prompt part of each record; a missing or null prompt variable is a BadDataset naming records[i]."""
+    needed = sorted(template.variables("prompt"))
+    prompts = []
+    for index, record in enumerate(records):
+        for name in needed:
+            if record.get(name) is None:
+                has = ", ".join(sorted(record)) or "no fields"
+                raise BadDataset(f"records[{index}]: field '{name}' used by the prompt of {template.name} is "
+                                 f"{'null' if name in record else 'missing'} (record has: {has}).",
+                                 line=index + 1, field=name)
+        prompts.append(template.render_prompt(record))
+    return prompts

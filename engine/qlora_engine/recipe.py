@@ -11,6 +11,11 @@ message in `error`), and run.json says so; only a run that finished says "comple
 The loop is deliberately flat: gather the step's micro-batches, divide the summed token losses by the step's
 target-token count, backward per micro-batch, clip, step, then log / eval / checkpoint. Cancellation is checked
 before every micro-batch; a cancelled run checkpoints the last completed optimizer step and ends "cancelled".
+
+Evaluation: the validation loss every eval_every steps; with rouge_every, also greedy generations on the first
+rouge_samples validation records, scored with rouge_score (rouge.py). With best_metric, an evaluation that beats
+the best so far saves a checkpoint at that step (kept by the keep_checkpoints rotation), copies its adapter to
+best-adapter/ and records `best` in run.json; adapter/ is always the last step's.
 """
 from __future__ import annotations
 
@@ -18,7 +23,6 @@ import datetime as dt
 import gc
 import logging
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -36,7 +40,8 @@ from .config import Config, parse_config, to_dict
 from .data import Batch, Dataset, collate, load_dataset
 from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, out_of_memory
 from .events import Events, NullEvents
-from .files import append_jsonl, read_jsonl_lenient, write_json, write_jsonl, write_yaml
+from .files import append_jsonl, read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
+from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
 from .model import add_lora, check_device_support, check_model, device, load_base_model, load_tokenizer
 from .optim import build_optimizer, build_scheduler
 from .order import DataOrder, token_loss_sum
@@ -90,6 +95,8 @@ class Recipe:
         self.scheduler: Any = None
         self._order: Optional[DataOrder] = None
         self._device = torch.device("cpu")
+        self._rouge: Optional[RougeSample] = None
+        self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
 
     # ------------------------------------------------------------------ paths
     @property
@@ -104,6 +111,10 @@ class Recipe:
     def adapter_dir(self) -> Path:
         return self.run_dir / "adapter"
 
+    @property
+    def best_adapter_dir(self) -> Path:
+        return self.run_dir / "best-adapter"
+
     # ------------------------------------------------------------------ validate
     def validate(self) -> Dict[str, int]:
         """Check every input; return the DataSummary. Raises EngineError; creates and writes nothing."""
@@ -114,6 +125,8 @@ class Recipe:
         self._source, _ = check_model(config)
         self._tokenizer = load_tokenizer(config, self._source)
         self._dataset = load_dataset(config, template, self._tokenizer)
+        self._rouge = plan_evaluation(config, template, self._dataset)
+        self.best = BestTracker(config.train.best_metric, self.checkpoints_dir, self.best_adapter_dir)
         self.config = config
         self.total_steps = config.train.max_steps
         if self._resume_from is not None:
@@ -171,9 +184,13 @@ class Recipe:
         config = self._config()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_temp(self.checkpoints_dir)
+        checkpoint.remove_temp(self.run_dir)  # a half-written adapter/ or best-adapter/ of a crashed run
         # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
         write_yaml(self.run_dir / "config.yaml", to_dict(config))
-        self._started_at = self._previous_run().get("startedAt") or _now()
+        previous = self._previous_run()
+        self._started_at = previous.get("startedAt") or _now()
+        if self._resume_from is not None:
+            self.best.resume(previous.get("best"), int(checkpoint.read_state(self._resume_from)["step"]))
         self._write_run_json("running")
         summary = self.summary or {}
         # The data was read and tokenized by validate(); the stage reports what it found.
@@ -232,11 +249,16 @@ class Recipe:
                     self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
                                        session_steps=session_steps)
                     window = {"start": time.perf_counter(), "tokens": 0, "losses": []}
-                if train.eval_every and (self.step % train.eval_every == 0 or self.step == self.total_steps):
-                    self._evaluate()
-                if train.save_every and self.step % train.save_every == 0:
+                improved = False
+                last = self.step == self.total_steps
+                rouge = bool(train.rouge_every) and (self.step % train.rouge_every == 0 or last)
+                if rouge or (train.eval_every and (self.step % train.eval_every == 0 or last)):
+                    improved = self._evaluate(rouge=rouge)
+                if improved or (train.save_every and self.step % train.save_every == 0):
                     self._save_checkpoint(self._snapshot())
                     saved_step = self.step
+                if improved:
+                    self._save_best_adapter()
         except Cancelled:
             self.optimizer.zero_grad(set_to_none=True)  # the partial step's gradients are discarded
             if snapshot.step > 0 and saved_step != snapshot.step:
@@ -295,38 +317,47 @@ class Recipe:
         self.events.progress({"runId": self.run_id, "totalSteps": self.total_steps, **row})
 
     @torch.no_grad()
-    def _evaluate(self) -> None:
+    def _evaluate(self, rouge: bool = False) -> bool:
+        """Validation loss (and ROUGE when due); returns whether it is the best so far by train.best_metric."""
         validation = self._data().validation
         if not validation:
-            return
-        train = self._config().train
+            return False
+        config = self._config()
         rng = capture_rng()  # evaluation must not change the training run's randomness
         self.model.eval()
-        size = train.micro_batch_size
-        batches = -(-len(validation) // size)
-        if train.eval_batches:
-            batches = min(batches, train.eval_batches)
-        loss_sum, targets, records = 0.0, 0, 0
-        dtype = mask_dtype(self.model)
-        for k in range(batches):
-            batch = collate(validation[k * size:(k + 1) * size], self._tokenizer.pad_token_id, packed=False)
-            logits = self.model(**batch.model_inputs(self._device, dtype)).logits
-            loss_sum += float(token_loss_sum(logits, batch.labels.to(self._device)))
-            del logits
-            targets += batch.target_tokens
-            records += batch.records
+        loss, records = validation_loss(self.model, validation, micro_batch_size=config.train.micro_batch_size,
+                                        max_batches=config.train.eval_batches, pad_id=self._tokenizer.pad_token_id,
+                                        device=self._device, mask_dtype=mask_dtype(self.model))
+        row: Dict[str, Any] = {"step": self.step, "evalLoss": loss, "evalRecords": records}
+        if rouge and self._rouge is not None:
+            row["rouge"] = rouge_scores(self.model, self._tokenizer, self._rouge, config)
+            row["rougeRecords"] = len(self._rouge.prompts)
         self.model.train()
         restore_rng(rng)
-        row = {"step": self.step, "evalLoss": loss_sum / max(targets, 1), "evalRecords": records}
+        improved = self.best.update(row)
+        if improved:
+            row["best"] = True
         append_jsonl(self.metrics_path, {"type": "eval", **row})
         self.events.eval({"runId": self.run_id, **row})
+        return improved
+
+    def _save_best_adapter(self) -> None:
+        """best-adapter/ <- the best checkpoint's adapter, complete before it replaces the previous one."""
+        source = Path(self.best.record["path"]) / "adapter"
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-best-adapter-", dir=self.run_dir))
+        try:
+            shutil.copytree(source, tmp / "adapter")
+            replace_dir(tmp / "adapter", self.best_adapter_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._write_run_json("running")
 
     def _snapshot(self) -> Snapshot:
         return Snapshot(step=self.step, epoch=self._order.epoch, batch_index=self._order.index, rng=capture_rng())
 
     def _save_checkpoint(self, snapshot: Snapshot) -> None:
         path = checkpoint.save(self.checkpoints_dir, snapshot, self.model, self.optimizer, self.scheduler)
-        checkpoint.prune(self.checkpoints_dir, self._config().train.keep_checkpoints)
+        checkpoint.prune(self.checkpoints_dir, self._config().train.keep_checkpoints, protect=self.best.step)
         self._write_run_json("running", step=snapshot.step)
         self.events.checkpoint({"runId": self.run_id, "step": snapshot.step, "path": str(path)})
 
@@ -338,9 +369,7 @@ class Recipe:
         try:
             # save_embedding_layers=False: LoRA on lm_head must not copy the (frozen, unchanged) base embeddings.
             self.model.save_pretrained(str(tmp), safe_serialization=True, save_embedding_layers=False)
-            if self.adapter_dir.exists():
-                shutil.rmtree(self.adapter_dir)
-            os.replace(tmp, self.adapter_dir)
+            replace_dir(tmp, self.adapter_dir)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -376,4 +405,5 @@ class Recipe:
         write_json(self.run_dir / "run.json", {
             "runId": self.run_id, "status": status, "step": self.step if step is None else step,
             "totalSteps": self.total_steps, "startedAt": self._started_at or _now(),
-            "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error})
+            "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error,
+            "best": self.best.record})

@@ -45,6 +45,10 @@ def test_resolved_config_round_trips():
     config = parse_config(raw)
     assert to_dict(config) == raw
     assert config.lora.target_modules == ("q_proj", "k_proj", "v_proj", "dense")
+    assert config.train.best_metric is None and config.eval.references is None
+    named = parse_config(base(eval={"references": ["summary1", "summary2"]}, train={"best_metric": "rougeLsum"}))
+    assert named.eval.references == ("summary1", "summary2") and named.train.best_metric == "rougeLsum"
+    assert to_dict(named)["eval"]["references"] == ["summary1", "summary2"]
 
 
 @pytest.mark.parametrize("overrides,field", [
@@ -57,6 +61,12 @@ def test_resolved_config_round_trips():
     ({"data": {"train": "relative/train.jsonl"}}, "data.train"),
     ({"train": {"max_stepz": 3}}, "train.max_stepz"),
     ({"modle": "x"}, "modle"),
+    ({"train": {"best_metric": "bleu"}}, "train.best_metric"),
+    ({"train": {"rouge_samples": 0}}, "train.rouge_samples"),
+    ({"eval": {"references": []}}, "eval.references"),
+    ({"eval": {"references": "summary1"}}, "eval.references"),
+    ({"eval": {"max_new_tokens": 0}}, "eval.max_new_tokens"),
+    ({"eval": {"refs": ["a"]}}, "eval.refs"),
 ])
 def test_bad_values_name_the_field(overrides, field):
     with pytest.raises(BadConfig) as info:

@@ -112,3 +112,63 @@ def test_not_an_adapter_folder(trained_run, generator, tmp_path):
     with pytest.raises(ModelNotFound) as info:
         generator.generate(params(trained_run, str(tmp_path), records()[:1]))
     assert info.value.field == "adapter"
+
+
+def _raw_greedy(generator, prompt, max_new):
+    """Token ids a plain HF greedy generate gives for one prompt (no stop strings), with the adapter now active."""
+    import torch
+    tok = generator._tokenizer
+    encoded = tok([prompt], return_tensors="pt")
+    with torch.inference_mode():
+        out = generator._model.generate(**encoded, max_new_tokens=max_new, do_sample=False,
+                                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    return out[0, encoded["input_ids"].shape[1]:].tolist()
+
+
+def test_new_tokens_end_where_the_stop_string_is_complete(trained_run, generator, tmp_path):
+    """In a batch, a row stopped by a stop string counts the tokens up to the one that completed it, not the padding
+    after it, while its neighbour goes on; the text is cut before the stop string."""
+    adapter = str(trained_run["run_dir"] / "adapter")
+    recs = records()[:2]
+    free = generator.generate(params(trained_run, adapter, recs, maxNewTokens=12))["completions"]
+    tok = generator._tokenizer
+    from qlora_engine.generate import render_prompts
+    from qlora_engine.template import load_template
+    prompts = render_prompts(load_template(str(trained_run["ws"].template)), recs)
+    ids = [_raw_greedy(generator, p, 12) for p in prompts]
+    assert [tok.decode(i, skip_special_tokens=True) for i in ids] == [c["text"] for c in free]
+    # a stop string that row 0 completes with its 3rd token (and that row 1 may or may not produce)
+    stop = tok.decode(ids[0][2:3])
+    assert stop.strip() and stop not in tok.decode(ids[0][:2]), (stop, ids[0])
+    template = tmp_path / "stop.prompt.yaml"
+    template.write_text(trained_run["ws"].template.read_text() + f"stop: {json.dumps([stop])}\n")
+    config = {**trained_run["config"], "template": str(template)}
+    cut = generator.generate({**params(trained_run, adapter, recs, maxNewTokens=12), "config": config})["completions"]
+
+    def expected(row):
+        for k in range(1, len(row) + 1):
+            if stop in tok.decode(row[:k], skip_special_tokens=True):
+                return k
+        return row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
+
+    assert [c["newTokens"] for c in cut] == [expected(i) for i in ids]
+    assert cut[0]["newTokens"] == 3 and cut[0]["text"] == tok.decode(ids[0][:2], skip_special_tokens=True)
+    assert [c["text"] for c in cut] == [cut_at_stop(c["text"], [stop]) for c in free]
+
+
+def test_a_too_long_prompt_names_its_record_in_a_later_batch(trained_run, generator):
+    recs = records()
+    recs[4] = {"dialogue": " ".join(["word"] * 300)}
+    with pytest.raises(BadDataset) as info:
+        generator.generate(params(trained_run, None, recs, batchSize=2))
+    assert info.value.line == 5 and info.value.field == "max_length" and "records[4]" in info.value.message
+
+
+def test_greedy_is_the_default_and_the_seed_matters_when_sampling(trained_run, generator):
+    recs = records()[:3]
+    p = params(trained_run, None, recs)
+    implicit = {k: v for k, v in p.items() if k not in ("temperature", "topP", "seed")}
+    assert texts(generator.generate(implicit)) == texts(generator.generate(p))
+    sampled = [texts(generator.generate({**p, "temperature": 1.0, "seed": s})) for s in (1, 2, 1)]
+    assert sampled[0] == sampled[2] and sampled[0] != sampled[1]
+    assert sampled[0] != texts(generator.generate(p))

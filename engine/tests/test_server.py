@@ -38,7 +38,8 @@ def test_end_to_end(engine, ws):
     assert not (ws.runs / "bad").exists()
 
     # A short run to the end.
-    config = ws.config(max_length=128, train={"max_steps": 4, "save_every": 2, "eval_every": 2, "log_every": 1})
+    config = ws.config(max_length=128, train={"max_steps": 4, "save_every": 2, "eval_every": 2, "log_every": 1,
+                                              "rouge_every": 4, "rouge_samples": 1}, eval={"max_new_tokens": 3})
     result = engine.request("train/start", {"runDir": str(ws.runs / "ok"), "config": config, "resume": False})["result"]
     assert result["runId"] == "ok" and result["runDir"] == str(ws.runs / "ok")
     assert result["totalSteps"] == 4 and result["startStep"] == 0
@@ -47,12 +48,15 @@ def test_end_to_end(engine, ws):
     assert end["status"] == "completed" and end["error"] is None and end["step"] == 4
     assert [p["step"] for p in engine.of("train/didProgress", "ok")] == [1, 2, 3, 4]
     assert [p["step"] for p in engine.of("train/didCheckpoint", "ok")] == [2, 4]
-    assert [p["step"] for p in engine.of("train/didEval", "ok")] == [2, 4]
+    evals = engine.of("train/didEval", "ok")
+    assert [p["step"] for p in evals] == [2, 4]
+    assert "rouge" not in evals[0] and set(evals[1]["rouge"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert evals[1]["rougeRecords"] == 1
     stages = [p["stage"] for p in engine.of("train/didStage", "ok")]
     assert stages == ["loading-data", "loading-model", "training", "saving"]
     progress = engine.of("train/didProgress", "ok")[-1]
     assert set(progress) == {"runId", "step", "totalSteps", "epoch", "loss", "learningRate", "gradNorm",
-                             "tokensPerSecond", "gpuMemoryBytes", "elapsedSeconds", "etaSeconds"}
+                             "tokensPerSecond", "tokens", "gpuMemoryBytes", "elapsedSeconds", "etaSeconds"}
     assert end["adapterPath"] == str(ws.runs / "ok" / "adapter")
     assert (ws.runs / "ok" / "adapter" / "adapter_model.safetensors").is_file()
     assert (ws.runs / "ok" / "adapter" / "adapter_config.json").is_file()

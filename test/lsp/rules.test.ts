@@ -70,6 +70,12 @@ const table: { folder: string; file: string; expect: Expected[]; messages?: RegE
     expect: [['config/range', 5, 12, 5, 16], ['config/range', 6, 0, 6, 5], ['config/range', 6, 0, 6, 5], ['config/range', 7, 17, 7, 21], ['config/range', 9, 16, 9, 18]],
   },
   { folder: 'config-model-unchecked', file: 'finetune.yaml', expect: [['config/model-unchecked', 1, 7, 1, 35]] },
+  {
+    folder: 'config-evaluation',
+    file: 'finetune.yaml',
+    expect: [['config/evaluation', 6, 15, 6, 21], ['config/evaluation', 6, 15, 6, 21]],
+    messages: [/^best_metric rouge1 needs ROUGE evaluations: set train\.rouge_every > 0$/, /^best_metric needs validation records/],
+  },
 ];
 
 describe('lint rules over the language server', () => {

@@ -147,7 +147,7 @@ describe('cli against the real engine', () => {
 
   engineIt('bad input (bin): exit 2 with file:line:col field: message on stderr, before the engine starts', async () => {
     const runsDir = path.join(dir, 'runs-bad-bin');
-    const r = await qlora(['train', variant('lr-bin', (y) => y.replace('learning_rate: 2.0e-3', 'learning_rate: -0.001')), '--runs-dir', runsDir, '--json']);
+    const r = await qlora(['train', variant('lr-bin', (y) => y.replace('learning_rate: 1.0e-2', 'learning_rate: -0.001')), '--runs-dir', runsDir, '--json']);
     assert.equal(r.code, 2, explain(r));
     assert.match(r.stderr, /^\S*finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)$/m);
     assert.equal(r.events[0]!.event, 'error');
@@ -159,7 +159,14 @@ describe('cli against the real engine', () => {
   engineIt('Ctrl-C (bin) cancels with a checkpoint and exits 130', async () => {
     const runsDir = path.join(dir, 'runs-cancel');
     // One record per step and no periodic checkpoints: the checkpoint can only come from the cancel.
-    const config = variant('cancel', (y) => y.replace('micro_batch_size: 4', 'micro_batch_size: 1').replace('save_every: 20', 'save_every: 0').replace('eval_every: 20', 'eval_every: 0'));
+    const config = variant('cancel', (y) =>
+      y
+        .replace('micro_batch_size: 4', 'micro_batch_size: 1')
+        .replace('save_every: 40', 'save_every: 0')
+        .replace('eval_every: 40', 'eval_every: 0')
+        .replace(/rouge_every: 40.*/, 'rouge_every: 0')
+        .replace(/best_metric: rouge1.*/, 'best_metric: null'),
+    );
     let sent = false;
     const r = await qlora(['train', config, '--max-steps', '200', '--json', '--runs-dir', runsDir], (out, child) => {
       if (!sent && out.includes('"event":"progress"')) {
@@ -226,7 +233,7 @@ describe('cli against the real engine', () => {
     const badInputs: [string, () => string, RegExp][] = [
       ['missing data file', () => variant('nodata', (y) => y.replace('train: train.jsonl', 'train: missing.jsonl')), /finetune\.yaml:\d+:\d+ data\.train: file not found: .*missing\.jsonl/],
       ['nonexistent model folder', () => variant('nomodel', (y) => y.replace(/model: .*/, 'model: ./models/absent')), /finetune\.yaml:\d+:8 model: model folder not found: .*absent/],
-      ['negative learning rate', () => variant('lr', (y) => y.replace('learning_rate: 2.0e-3', 'learning_rate: -0.001')), /finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)/],
+      ['negative learning rate', () => variant('lr', (y) => y.replace('learning_rate: 1.0e-2', 'learning_rate: -0.001')), /finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)/],
       [
         'malformed JSONL line',
         () => {
@@ -241,7 +248,7 @@ describe('cli against the real engine', () => {
         () => variant('template', (y) => y, { 'summarize.prompt.yaml': 'prompt: "Summarize: {{ dialog }}\\nOutput:"\nresponse: "{{ summary }}"\n' }),
         /^\S*train\.jsonl:1 dialog: .*summarize\.prompt\.yaml/m,
       ],
-      ['wrong target module', () => variant('target', (y) => y.replace('target_modules: [q_proj, k_proj, v_proj, dense]', 'target_modules: [q_proj, query_key_value]')), /^\S*finetune\.yaml:\d+:\d+ lora\.target_modules: 'query_key_value' is not a linear layer/m],
+      ['wrong target module', () => variant('target', (y) => y.replace('target_modules: [q_proj, k_proj, v_proj, dense, fc1, fc2, lm_head]', 'target_modules: [q_proj, query_key_value]')), /^\S*finetune\.yaml:\d+:\d+ lora\.target_modules: 'query_key_value' is not a linear layer/m],
     ];
     for (const [what, make, expected] of badInputs) {
       engineIt(what, async (t) => {

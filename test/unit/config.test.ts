@@ -94,7 +94,9 @@ describe('config: defaults and paths', () => {
     assert.ok(result.ok, JSON.stringify(!result.ok && result.errors.map((e) => e.format())));
     assert.equal(result.config.model, path.join(repo, 'samples', 'models', 'tiny-phi'));
     assert.equal(result.config.data.validation, path.join(repo, 'samples', 'dialogsum', 'validation.jsonl'));
-    assert.equal(result.config.train.max_steps, 60);
+    assert.equal(result.config.train.max_steps, 80);
+    assert.equal(result.config.train.best_metric, 'rouge1');
+    assert.deepEqual(result.config.eval, { references: null, max_new_tokens: 48, batch_size: 8 });
     const phi2 = loadConfig(path.join(repo, 'samples', 'dialogsum', 'phi-2.yaml'));
     assert.ok(phi2.ok);
     assert.equal(phi2.config.model, 'microsoft/phi-2');

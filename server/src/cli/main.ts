@@ -5,6 +5,7 @@
 import pkg from '../../../package.json';
 import { ExitCode, UsageError, type CliContext, type Command } from './context';
 import { envCommand } from './env';
+import { evalCommand } from './eval';
 import { lintCommand } from './lint';
 import { planCommand } from './plan';
 import { ROUGE_SUMMARY, ROUGE_USAGE, rougeCommand } from './rouge';
@@ -18,7 +19,7 @@ const rouge: Command = {
   run: (args, ctx) => rougeCommand(args, ctx),
 };
 
-export const commands: readonly Command[] = [trainCommand, planCommand, envCommand, runsCommand, lintCommand, rouge];
+export const commands: readonly Command[] = [trainCommand, evalCommand, planCommand, envCommand, runsCommand, lintCommand, rouge];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -17,7 +17,7 @@ import { ConfigError, displayPath } from '../config/errors';
 import { loadConfig, parseOverrideNumber, type ConfigOverride } from '../config/load';
 import { configToYaml } from '../config/serialize';
 import type { EngineExit } from '../engine/supervise';
-import { ConfigFile, defaultRunsDir, EngineLogFile, newestCheckpoint, newRunId, resumeTarget } from '../runs/registry';
+import { ConfigFile, defaultRunsDir, EngineLogFile, newestCheckpoint, newRunId, readRun, resumeTarget } from '../runs/registry';
 import { LogTee } from '../runs/logTee';
 import {
   ExitCode,
@@ -160,7 +160,8 @@ async function runTrain(args: string[], ctx: CliContext): Promise<number> {
     const checkpoint = end.checkpointPath ?? newestCheckpoint(prepared.runDir)?.path ?? null;
     const resumeCommand =
       status !== 'completed' && checkpoint ? `qlora-studio train --resume ${displayPath(prepared.runDir, ctx.cwd)}` : null;
-    view.ended({ end: { ...end, checkpointPath: checkpoint }, runDir: prepared.runDir, resumeCommand, logFile: tee.file });
+    const best = readRun(prepared.runDir).record?.best ?? null;
+    view.ended({ end: { ...end, checkpointPath: checkpoint }, runDir: prepared.runDir, best, resumeCommand, logFile: tee.file });
     if (status === 'completed') return ExitCode.Ok;
     if (status === 'cancelled') return ExitCode.Cancelled;
     return end.error && isBadInputCode(end.error.code) ? ExitCode.BadInput : ExitCode.Failed;

@@ -8,12 +8,15 @@ import type {
   TrainStartResult,
 } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
+import type { BestCheckpoint } from '../runs/registry';
 import { formatEngineError, writeJson } from './context';
 import { ProgressLine, type Output } from './output';
 
 export interface RunSummary {
   end: TrainDidEndParams;
   runDir: string;
+  /** run.json's best checkpoint (train.best_metric), when the run kept one. */
+  best: BestCheckpoint | null;
   /** The command that continues this run, when it can be resumed. */
   resumeCommand: string | null;
   logFile: string;
@@ -51,7 +54,7 @@ export class JsonTrainView implements TrainView {
     writeJson(this.out, { event: 'note', message });
   }
   ended(s: RunSummary): void {
-    writeJson(this.out, { event: 'end', ...s.end, run_dir: s.runDir, adapter: s.end.adapterPath, log: s.logFile });
+    writeJson(this.out, { event: 'end', ...s.end, run_dir: s.runDir, adapter: s.end.adapterPath, best: s.best, log: s.logFile });
   }
 }
 
@@ -86,7 +89,13 @@ export class TextTrainView implements TrainView {
     this.line.progress(p);
   }
   evaluated(p: TrainDidEvalParams): void {
-    this.line.log(`  eval at step ${p.step}: loss ${p.evalLoss.toFixed(4)} on ${p.evalRecords} records`);
+    let text = `  eval at step ${p.step}: loss ${p.evalLoss.toFixed(4)} on ${p.evalRecords} records`;
+    if (p.rouge) {
+      const r = p.rouge;
+      text += `; ROUGE-1 ${r.rouge1.toFixed(4)} ROUGE-2 ${r.rouge2.toFixed(4)} ROUGE-L ${r.rougeL.toFixed(4)} ROUGE-Lsum ${r.rougeLsum.toFixed(4)} on ${p.rougeRecords ?? '?'}`;
+    }
+    if (p.best) text += '  (best so far)';
+    this.line.log(text);
   }
   checkpoint(p: TrainDidCheckpointParams): void {
     this.line.log(`  checkpoint at step ${p.step}: ${this.show(p.path)}`);
@@ -101,6 +110,7 @@ export class TextTrainView implements TrainView {
     if (end.status === 'completed') {
       write(`Completed at step ${end.step}.`);
       if (end.adapterPath) write(`Adapter: ${this.show(end.adapterPath)}`);
+      if (s.best) write(`Best: step ${s.best.step} by ${s.best.metric} ${s.best.value.toFixed(4)}: ${this.show(s.best.adapterPath)}`);
     } else if (end.status === 'cancelled') {
       write(`Cancelled at step ${end.step}.`);
     } else {

@@ -11,12 +11,13 @@ import type { ConfigError } from '../config/errors';
 import { loadConfigText } from '../config/load';
 import { resolveModelDir } from '../tokenizer/load';
 import { cuda } from './config-rules/cuda';
+import { evaluation } from './config-rules/evaluation';
 import { ranges } from './config-rules/ranges';
 import { targetModules } from './config-rules/target-modules';
 import type { ConfigLintInput, ConfigRule } from './config-rules/types';
 import { LineIndex, span, type LintDiagnostic, type Span } from './types';
 
-export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda];
+export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda, evaluation];
 
 export interface ConfigLintOptions {
   env?: NodeJS.ProcessEnv;

@@ -12,6 +12,18 @@ export const ConfigFile = 'config.yaml';
 export const EngineLogFile = 'engine.log';
 export const CheckpointsDir = 'checkpoints';
 export const AdapterDir = 'adapter';
+export const BestAdapterDir = 'best-adapter';
+
+/** The best checkpoint by train.best_metric (run.json's `best`): its checkpoint is kept, best-adapter/ is its copy. */
+export interface BestCheckpoint {
+  metric: 'eval_loss' | 'rouge1' | 'rouge2' | 'rougeL' | 'rougeLsum';
+  value: number;
+  step: number;
+  /** checkpoints/step-N of that step. */
+  path: string;
+  /** <run-dir>/best-adapter. */
+  adapterPath: string;
+}
 
 /** run.json, as the engine writes it (status `running` while the run is active). */
 export interface RunRecord {
@@ -24,6 +36,7 @@ export interface RunRecord {
   data: DataSummary | null;
   adapterPath: string | null;
   error: EngineErrorData | null;
+  best: BestCheckpoint | null;
 }
 
 export interface RunEntry {
@@ -82,6 +95,7 @@ export function readRun(dir: string): RunEntry {
       data: raw.data ?? null,
       adapterPath: raw.adapterPath ?? null,
       error: raw.error ?? null,
+      best: raw.best && typeof raw.best === 'object' && typeof raw.best.step === 'number' ? raw.best : null,
     };
     return { id, dir, record, problem: null };
   } catch (error) {

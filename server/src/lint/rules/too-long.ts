@@ -2,7 +2,7 @@ import type { LineRule } from '../rule';
 
 /**
  * jsonl/too-long: prompt + response tokens (the config model's tokenizer) over max_length — training drops the
- * record; in a test split, a prompt alone over max_length — generation refuses it.
+ * record; in a test split, a prompt alone over max_length — evaluation skips it.
  */
 export const tooLong: LineRule = {
   id: 'too-long',
@@ -19,7 +19,7 @@ export const tooLong: LineRule = {
         end: input.text.trimEnd().length,
         severity: 'warning',
         code: 'jsonl/too-long',
-        message: `the prompt is ${n(c.prompt)} tokens, over max_length ${n(ctx.maxLength)}: evaluation cannot generate for this record`,
+        message: `the prompt is ${n(c.prompt)} tokens, over max_length ${n(ctx.maxLength)}: evaluation skips this record (qlora-studio eval lists it in the report)`,
       });
       return;
     }

@@ -1,0 +1,130 @@
+"""Evaluation during training: validation loss, ROUGE on a validation sample, and the best checkpoint.
+
+- The loss is the token-weighted mean over the validation rows (the first eval_batches micro-batches, or all).
+- ROUGE (train.rouge_every > 0): greedy generations (eval.max_new_tokens, eval.batch_size, the template's stop
+  strings) of the model being trained, on the first train.rouge_samples validation records, scored by
+  rouge_score 0.1.2 (rouge.py) against their references (eval.references, or the response variable and its
+  numbered variants); the mean F per type.
+- Best (train.best_metric): the lowest eval_loss or the highest ROUGE F so far; ties keep the earlier step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .config import Config
+from .data import Dataset, Sequence as Row, collate
+from .errors import BadConfig
+from .generate import generate_batch
+from .order import token_loss_sum
+from .rouge import RougeScorer, reference_fields, references
+from .template import PromptTemplate
+
+
+@dataclass
+class RougeSample:
+    """The validation records scored by ROUGE during training: rendered prompts and reference texts."""
+    prompts: List[str]
+    references: List[List[str]]
+    fields: Tuple[str, ...]
+    stops: Tuple[str, ...]
+    scorer: RougeScorer
+
+
+def plan_evaluation(config: Config, template: PromptTemplate, dataset: Dataset) -> Optional[RougeSample]:
+    """Checks train.rouge_every / best_metric against the rest of the config and the data (BadConfig /
+    BadDataset naming the field, file and line); returns the ROUGE sample, or None without rouge_every."""
+    train = config.train
+    metric = train.best_metric
+    if metric == "eval_loss" and not (train.eval_every or train.rouge_every):
+        raise BadConfig("train.best_metric eval_loss needs evaluations: set train.eval_every > 0.",
+                        field="train.best_metric")
+    if metric is not None and metric != "eval_loss" and not train.rouge_every:
+        raise BadConfig(f"train.best_metric {metric} needs ROUGE evaluations: set train.rouge_every > 0.",
+                        field="train.best_metric")
+    if (train.rouge_every or metric is not None) and not dataset.validation:
+        what = "train.rouge_every" if train.rouge_every else "train.best_metric"
+        raise BadConfig(f"{what} needs validation records: set data.validation, or data.validation_split > 0.",
+                        field=what)
+    if not train.rouge_every:
+        return None
+    records = dataset.validation_records[:train.rouge_samples]
+    names, explicit = reference_fields(config.eval.references, template, dataset.validation_records)
+    refs = references(records, names, explicit, dataset.validation_path)
+    return RougeSample(prompts=[template.render_prompt(r.fields) for r in records], references=refs, fields=names,
+                       stops=template.stop, scorer=RougeScorer())
+
+
+def validation_loss(model: Any, rows: Sequence[Row], *, micro_batch_size: int, max_batches: int, pad_id: int,
+                    device: torch.device, mask_dtype: torch.dtype) -> Tuple[float, int]:
+    """(mean loss per target token, records) over the first max_batches micro-batches (0: all)."""
+    batches = -(-len(rows) // micro_batch_size)
+    if max_batches:
+        batches = min(batches, max_batches)
+    loss_sum, targets, records = 0.0, 0, 0
+    for k in range(batches):
+        batch = collate(rows[k * micro_batch_size:(k + 1) * micro_batch_size], pad_id, packed=False)
+        logits = model(**batch.model_inputs(device, mask_dtype)).logits
+        loss_sum += float(token_loss_sum(logits, batch.labels.to(device)))
+        del logits
+        targets += batch.target_tokens
+        records += batch.records
+    return loss_sum / max(targets, 1), records
+
+
+def rouge_scores(model: Any, tokenizer: Any, sample: RougeSample, config: Config) -> Dict[str, float]:
+    """Greedy generations of `model` (in eval mode, under no_grad) on the sample, scored: mean F per type."""
+    size = config.eval.batch_size
+    predictions: List[str] = []
+    for start in range(0, len(sample.prompts), size):
+        out = generate_batch(model, tokenizer, sample.prompts[start:start + size], stops=sample.stops,
+                             max_new=config.eval.max_new_tokens, max_length=config.max_length, first_index=start)
+        predictions += [c["text"] for c in out]
+    return sample.scorer.mean(predictions, sample.references)
+
+
+class BestTracker:
+    """The best evaluation so far by train.best_metric: {metric, value, step, path, adapterPath} (run.json's
+    `best`), where path is the checkpoint of that step and adapterPath the run's best-adapter/ folder."""
+
+    def __init__(self, metric: Optional[str], checkpoints_dir: Path, adapter_dir: Path) -> None:
+        self.metric, self.checkpoints_dir, self.adapter_dir = metric, checkpoints_dir, adapter_dir
+        self.record: Optional[Dict[str, Any]] = None
+
+    @property
+    def step(self) -> Optional[int]:
+        return None if self.record is None else int(self.record["step"])
+
+    def update(self, row: Dict[str, Any]) -> bool:
+        """Takes an evaluation row (evalLoss, rouge?); True when it is the new best."""
+        if self.metric is None:
+            return False
+        value = row["evalLoss"] if self.metric == "eval_loss" else row.get("rouge", {}).get(self.metric)
+        if value is None or not math.isfinite(value):
+            return False  # a loss-only evaluation says nothing about a ROUGE metric
+        if self.record is not None:
+            old = self.record["value"]
+            if (value >= old) if self.metric == "eval_loss" else (value <= old):
+                return False
+        step = int(row["step"])
+        self.record = {"metric": self.metric, "value": value, "step": step,
+                     "path": str(self.checkpoints_dir / f"step-{step}"), "adapterPath": str(self.adapter_dir)}
+        return True
+
+    def resume(self, previous: Any, checkpoint_step: int) -> None:
+        """Takes run.json's `best` of an interrupted run, when it still counts: the same metric, at or before the
+        checkpoint resumed from, its checkpoint still on disk."""
+        self.record = None
+        if not isinstance(previous, dict) or previous.get("metric") != self.metric or self.metric is None:
+            return
+        step = previous.get("step")
+        value = previous.get("value")
+        if not isinstance(step, int) or step > checkpoint_step or not isinstance(value, (int, float)):
+            return
+        if (self.checkpoints_dir / f"step-{step}" / "state.json").is_file():
+            self.record = {**previous, "path": str(self.checkpoints_dir / f"step-{step}"),
+                         "adapterPath": str(self.adapter_dir)}

@@ -1,0 +1,99 @@
+/** How `eval` shows itself: a progress bar on a TTY (plain lines elsewhere) and the table, or JSON events (`--json`). */
+import { displayPath } from '../config/errors';
+import type { EvalProgress, PreparedEvaluation } from '../eval/evaluate';
+import { formatTable, type EvalReport, type ReportFiles } from '../eval/report';
+import { writeJson } from './context';
+import type { Output } from './output';
+
+export interface EvalView {
+  started(prepared: PreparedEvaluation): void;
+  progress(p: EvalProgress): void;
+  note(message: string): void;
+  finished(report: EvalReport, files: ReportFiles): void;
+}
+
+const PHASE = { base: 'base (zero-shot)', adapter: 'adapter', scoring: 'scoring' } as const;
+
+export class JsonEvalView implements EvalView {
+  constructor(private readonly out: Output) {}
+  started(p: PreparedEvaluation): void {
+    writeJson(this.out, {
+      event: 'start',
+      adapter: p.adapter,
+      run_dir: p.runDir,
+      split: p.split,
+      data: p.dataFile,
+      records: p.records.length,
+      skipped: p.skipped,
+      references: p.referenceFields,
+      out: p.outDir,
+    });
+  }
+  progress(p: EvalProgress): void {
+    writeJson(this.out, { event: 'progress', ...p });
+  }
+  note(message: string): void {
+    writeJson(this.out, { event: 'note', message });
+  }
+  finished(report: EvalReport, files: ReportFiles): void {
+    const metrics = report.metrics.map(({ name, base, adapter, improvement, baseInterval, adapterInterval }) => ({ name, base, adapter, improvement, baseInterval, adapterInterval }));
+    writeJson(this.out, { event: 'end', status: 'completed', count: report.count, skipped: report.skipped.length, metrics, report: files });
+  }
+}
+
+export class TextEvalView implements EvalView {
+  private bar: string | null = null;
+  private lastPlain = '';
+
+  constructor(
+    private readonly out: Output,
+    private readonly cwd: string,
+  ) {}
+
+  private get interactive(): boolean {
+    return this.out.isTTY === true;
+  }
+
+  private line(text: string): void {
+    if (this.interactive && this.bar !== null) this.out.write(`\r\x1b[2K${text}\n${this.bar}`);
+    else this.out.write(`${text}\n`);
+  }
+
+  started(p: PreparedEvaluation): void {
+    const skipped = p.skipped.length ? `; ${p.skipped.length} skipped, prompt over max_length (lines ${p.skipped.map((s) => s.line).join(', ')})` : '';
+    this.line(`Evaluating ${displayPath(p.adapter, this.cwd)} on ${p.records.length} ${p.split} record${p.records.length === 1 ? '' : 's'} of ${displayPath(p.dataFile, this.cwd)}${skipped}`);
+    this.line(`References: ${p.referenceFields.join(', ')}; greedy, max ${p.maxNewTokens} new tokens, batch ${p.batchSize}`);
+  }
+
+  progress(p: EvalProgress): void {
+    if (p.phase === 'scoring') return;
+    const label = PHASE[p.phase].padEnd(16);
+    const counter = `${String(p.done).padStart(String(p.total).length)}/${p.total} records`;
+    if (!this.interactive) {
+      const text = `${label} ${counter}`;
+      if (text !== this.lastPlain) this.out.write(`${text}\n`);
+      this.lastPlain = text;
+      return;
+    }
+    const fraction = p.total > 0 ? p.done / p.total : 1;
+    const width = Math.max(10, Math.min(30, (this.out.columns ?? 80) - label.length - counter.length - 10));
+    const filled = Math.round(fraction * width);
+    this.bar = `${label} ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${`${Math.floor(fraction * 100)}%`.padStart(4)}  ${counter}`;
+    this.out.write(`\r\x1b[2K${this.bar}`);
+    if (p.done === p.total) {
+      this.out.write('\n');
+      this.bar = null;
+    }
+  }
+
+  note(message: string): void {
+    this.line(message);
+  }
+
+  finished(report: EvalReport, files: ReportFiles): void {
+    if (this.bar !== null) this.out.write('\n');
+    this.bar = null;
+    this.out.write(`\n${formatTable(report)}\n`);
+    this.out.write(`Report: ${displayPath(files.md, this.cwd)}, ${displayPath(files.html, this.cwd)}, ${displayPath(files.json, this.cwd)}\n`);
+  }
+}
