@@ -79,6 +79,11 @@ export async function launch(tools: Tools, vsix: string, workspace: string, sett
   const userSettings = path.join(data, 'User', 'settings.json');
   fs.mkdirSync(path.dirname(userSettings), { recursive: true });
   fs.writeFileSync(userSettings, JSON.stringify(settings, null, 2));
+  // code-server is a remote: machine-scoped settings (qloraStudio.pythonPath) are read from Machine/settings.json,
+  // as a user of VS Code Remote would set them, not from the user settings.
+  const machineSettings = path.join(data, 'Machine', 'settings.json');
+  fs.mkdirSync(path.dirname(machineSettings), { recursive: true });
+  fs.writeFileSync(machineSettings, JSON.stringify(settings, null, 2));
   const config = path.join(base, 'config.yaml');
   fs.writeFileSync(config, 'auth: none\ncert: false\n');
   const env = {
