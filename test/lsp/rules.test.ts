@@ -34,7 +34,7 @@ const table: { folder: string; file: string; expect: Expected[]; messages?: RegE
     folder: 'test-split',
     file: 'test.jsonl',
     expect: [['jsonl/unused-fields', 0, 0, 0, 75], ['jsonl/missing-field', 1, 0, 1, 24], ['jsonl/too-long', 2, 0, 2, 318]],
-    messages: [/fields "summary1", "summary2"/, /missing field "dialogue"/, /^the prompt is \d+ tokens, over max_length 48: evaluation cannot generate/],
+    messages: [/fields "summary1", "summary2"/, /missing field "dialogue"/, /^the prompt is \d+ tokens, over max_length 48: evaluation skips this record/],
   },
   { folder: 'unused-fields', file: 'train.jsonl', expect: [['jsonl/unused-fields', 0, 0, 0, 61]], messages: [/fields "id", "topic"/] },
   { folder: 'duplicate', file: 'train.jsonl', expect: [['jsonl/duplicate', 2, 0, 2, 89], ['jsonl/duplicate', 3, 0, 3, 75]], messages: [/as line 1$/, /as line 2$/] },
