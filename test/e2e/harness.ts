@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { findPython } from '../../server/src/engine/python';
 
 export const root = path.resolve(__dirname, '../..');
 export const artifacts = path.join(root, 'test-results', 'e2e');
@@ -39,11 +40,7 @@ export function packageVsix(): string {
 
 /** The engine's Python: $QLORA_STUDIO_PYTHON, else the project's .venv (made by npm install). */
 export function enginePython(): string {
-  const explicit = process.env.QLORA_STUDIO_PYTHON;
-  if (explicit) return explicit;
-  const venv = path.join(root, '.venv', 'bin', 'python');
-  if (fs.existsSync(venv)) return venv;
-  throw new Error('no engine Python: set QLORA_STUDIO_PYTHON or run `npm install` (it creates .venv)');
+  return findPython({ repoRoot: root }).executable;
 }
 
 async function freePort(): Promise<number> {

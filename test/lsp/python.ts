@@ -1,16 +1,17 @@
-/** The Python to cross-check against (jinja2, transformers): the engine's, or a development venv; null if none. */
+/** The Python to cross-check against (jinja2, transformers): the engine's interpreter; null if there is none. */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { findPython as findEnginePython } from '../../server/src/engine/python';
 import { repo } from './harness';
 
 export function findPython(modules: string[]): string | null {
-  const candidates = [process.env.QLORA_STUDIO_PYTHON, path.join(repo, '.venv', 'bin', 'python'), '/tmp/venvtest/bin/python'].filter((p): p is string => !!p && fs.existsSync(p));
-  for (const python of candidates) {
-    const probe = spawnSync(python, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8' });
-    if (probe.status === 0) return python;
+  let python: string;
+  try {
+    python = findEnginePython({ repoRoot: repo }).executable;
+  } catch {
+    return null;
   }
-  return null;
+  const probe = spawnSync(python, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8' });
+  return probe.status === 0 ? python : null;
 }
 
 /** Runs a Python script with JSON on stdin and returns its JSON stdout. */
