@@ -5,7 +5,7 @@
  */
 export type Quantization = 'nf4' | 'fp4' | 'int8' | 'none';
 export type ComputeDtype = 'auto' | 'bfloat16' | 'float16' | 'float32';
-export type Optimizer = 'adamw_torch' | 'paged_adamw_8bit';
+export type Optimizer = 'adamw_torch' | 'adamw_torch_fused' | 'paged_adamw_8bit';
 export type LrScheduler = 'linear' | 'cosine' | 'constant';
 export type LossOn = 'response' | 'all';
 /** The metric train.best_metric keeps the best checkpoint by: lowest validation loss, or highest ROUGE F. */
@@ -30,7 +30,8 @@ export interface DataConfig {
 
 export interface TrainConfig {
   max_steps: number;
-  micro_batch_size: number;
+  /** Rows per micro-batch, or 'auto' (as many max_length rows as one forward pass holds in free GPU memory). */
+  micro_batch_size: number | 'auto';
   gradient_accumulation: number;
   learning_rate: number;
   lr_scheduler: LrScheduler;
@@ -38,7 +39,18 @@ export interface TrainConfig {
   weight_decay: number;
   max_grad_norm: number;
   optimizer: Optimizer;
-  gradient_checkpointing: boolean;
+  /** 'auto': off when the plan fits free GPU memory without it. */
+  gradient_checkpointing: boolean | 'auto';
+  /** Run a step's records as few unpadded forward passes as tokens_per_pass allows (varlen attention). */
+  token_batching: boolean;
+  /** Token budget of one forward pass with token_batching, or 'auto' (from the plan and free GPU memory). */
+  tokens_per_pass: number | 'auto';
+  /** Trained positions per lm_head + cross-entropy chunk (0: one chunk). */
+  loss_chunk: number;
+  /** Upcast non-quantized weights to fp32 as peft's k-bit preparation does; 'auto': only with float16 compute. */
+  fp32_upcast: boolean | 'auto';
+  /** torch.compile each decoder layer (CUDA): fused kernels; the first step compiles. 'auto': CUDA + Triton. */
+  compile: boolean | 'auto';
   /** Optimizer steps between evaluations (0: never). */
   eval_every: number;
   /** Validation batches per evaluation (0: the whole validation set). */

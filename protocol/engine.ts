@@ -98,6 +98,20 @@ export interface TrainPlanResult {
   device: GpuInfo | null;
   /** peakBytes <= device.freeMemory; null without a GPU. */
   fits: boolean | null;
+  /** The "auto" settings resolved for this device (peakBytes is planned with them). */
+  picks: TrainPicks;
+}
+
+/** micro_batch_size, gradient_checkpointing and tokens_per_pass as the engine runs them ("auto" resolved). */
+export interface TrainPicks {
+  microBatchSize: number;
+  gradientCheckpointing: boolean;
+  /** Token budget of one forward pass (token batching), else micro_batch_size x max_length. */
+  tokensPerPass: number;
+  /** Decoder layers compiled with torch.compile (train.compile resolved; false after a compilation failure). */
+  compile: boolean;
+  /** Why, in words ("as configured" when nothing was auto). */
+  reason: string;
 }
 
 // ---------------------------------------------------------------- generation

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from .errors import BadConfig
 
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings" | "strings?"
+    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings" | "strings?"; "int|auto", "bool|auto"
     default: Any = None
     required: bool = False
     enum: Tuple[Optional[str], ...] = ()  # None: the JSON null
@@ -44,15 +44,20 @@ RULES: Dict[str, Rule] = {
     "loss_on": Rule("enum", "response", enum=("response", "all")),
     "packing": Rule("bool", False),
     "train.max_steps": Rule("int", 1000, minimum=1),
-    "train.micro_batch_size": Rule("int", 1, minimum=1, maximum=1024),
+    "train.micro_batch_size": Rule("int|auto", 1, minimum=1, maximum=1024),
     "train.gradient_accumulation": Rule("int", 4, minimum=1, maximum=4096),
     "train.learning_rate": Rule("number", 0.0002, exclusive_minimum=0, maximum=1),
     "train.lr_scheduler": Rule("enum", "linear", enum=("linear", "cosine", "constant")),
     "train.warmup_steps": Rule("int", 1, minimum=0),
     "train.weight_decay": Rule("number", 0, minimum=0, maximum=1),
     "train.max_grad_norm": Rule("number", 1.0, minimum=0),
-    "train.optimizer": Rule("enum", "paged_adamw_8bit", enum=("adamw_torch", "paged_adamw_8bit")),
-    "train.gradient_checkpointing": Rule("bool", True),
+    "train.optimizer": Rule("enum", "adamw_torch_fused", enum=("adamw_torch", "adamw_torch_fused", "paged_adamw_8bit")),
+    "train.gradient_checkpointing": Rule("bool|auto", "auto"),
+    "train.token_batching": Rule("bool", True),
+    "train.tokens_per_pass": Rule("int|auto", "auto", minimum=16, maximum=1048576),
+    "train.loss_chunk": Rule("int", 2048, minimum=0, maximum=1048576),
+    "train.fp32_upcast": Rule("bool|auto", "auto"),
+    "train.compile": Rule("bool|auto", "auto"),
     "train.eval_every": Rule("int", 25, minimum=0),
     "train.eval_batches": Rule("int", 0, minimum=0),
     "train.save_every": Rule("int", 25, minimum=0),
@@ -89,7 +94,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int
-    micro_batch_size: int
+    micro_batch_size: Union[int, str]  # an int, or "auto" until Recipe.setup resolves it (plan.pick)
     gradient_accumulation: int
     learning_rate: float
     lr_scheduler: str
@@ -97,7 +102,12 @@ class TrainConfig:
     weight_decay: float
     max_grad_norm: float
     optimizer: str
-    gradient_checkpointing: bool
+    gradient_checkpointing: Union[bool, str]  # a bool, or "auto" until resolved
+    token_batching: bool
+    tokens_per_pass: Union[int, str]
+    loss_chunk: int
+    fp32_upcast: Union[bool, str]
+    compile: Union[bool, str]
     eval_every: int
     eval_batches: int
     save_every: int
@@ -141,6 +151,14 @@ def _check(path: str, rule: Rule, value: Any) -> Any:
     def bad(expected: str) -> BadConfig:
         return BadConfig(f"{path} must be {expected}, got {value!r}.", field=path)
 
+    if rule.kind.endswith("|auto"):
+        if value == "auto":
+            return value
+        rule = Rule(rule.kind[:-5], rule.default, minimum=rule.minimum, maximum=rule.maximum)
+        if rule.kind == "bool" and not isinstance(value, bool):
+            raise bad('true, false or "auto"')
+        if rule.kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad('an integer or "auto"')
     if rule.kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")

@@ -28,6 +28,17 @@ def _dist_version(name: str) -> Optional[str]:
         return None
 
 
+def process_free(index: int, free: int, total: int) -> int:
+    """Free memory this process may still allocate: the device's free memory, lowered by a per-process cap
+    (torch.cuda.set_per_process_memory_fraction) when one is set."""
+    import torch
+    get = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = get(index) if get is not None else 1.0
+    if fraction < 1.0:
+        free = min(free, int(fraction * total) - torch.cuda.memory_reserved(index))
+    return max(0, int(free))
+
+
 def gpu_devices() -> List[Dict[str, Any]]:
     """GpuInfo for every visible CUDA device; [] without torch or CUDA."""
     try:
@@ -38,6 +49,7 @@ def gpu_devices() -> List[Dict[str, Any]]:
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
             free, total = torch.cuda.mem_get_info(index)
+            free = process_free(index, free, total)
             major, minor = torch.cuda.get_device_capability(index)
             devices.append({
                 "index": index,

@@ -21,6 +21,8 @@ from .data import Dataset, Sequence as Row, collate
 from .errors import BadConfig
 from .generate import generate_batch
 from .order import token_loss_sum
+from .passes import pass_loss_sum, plan_passes, step_targets
+from . import varlen
 from .rouge import RougeScorer, reference_fields, references
 from .template import PromptTemplate
 
@@ -60,11 +62,22 @@ def plan_evaluation(config: Config, template: PromptTemplate, dataset: Dataset) 
 
 
 def validation_loss(model: Any, rows: Sequence[Row], *, micro_batch_size: int, max_batches: int, pad_id: int,
-                    device: torch.device, mask_dtype: torch.dtype) -> Tuple[float, int]:
-    """(mean loss per target token, records) over the first max_batches micro-batches (0: all)."""
+                    device: torch.device, mask_dtype: torch.dtype, tokens_per_pass: int = 0,
+                    loss_chunk: int = 0) -> Tuple[float, int]:
+    """(mean loss per target token, records) over the first max_batches micro-batches (0: all). With
+    tokens_per_pass (token batching), those records run as unpadded varlen passes of up to that many tokens, and
+    the host reads the loss once at the end."""
     batches = -(-len(rows) // micro_batch_size)
     if max_batches:
         batches = min(batches, max_batches)
+    if tokens_per_pass:
+        chosen = rows[:batches * micro_batch_size]
+        passes = plan_passes(chosen, tokens_per_pass)
+        total = torch.zeros((), device=device)
+        with varlen.attention(model):
+            for batch in passes:
+                total += pass_loss_sum(model, batch.to(device), loss_chunk=loss_chunk)
+        return float(total) / max(step_targets(passes), 1), len(chosen)
     loss_sum, targets, records = 0.0, 0, 0
     for k in range(batches):
         batch = collate(rows[k * micro_batch_size:(k + 1) * micro_batch_size], pad_id, packed=False)

@@ -170,13 +170,21 @@ def load_base_model(config: Config, source: str) -> Any:
     return model
 
 
-def add_lora(model: Any, config: Config) -> Any:
+def upcasts(config: Config) -> bool:
+    """train.fp32_upcast resolved: peft's k-bit preparation upcasts the non-quantized weights to fp32, so the
+    residual stream runs in fp32. Needed only where half precision can overflow (float16 compute); with bfloat16
+    the stream stays bf16 (LayerNorm and softmax accumulate in fp32 inside their kernels either way)."""
+    if config.train.fp32_upcast != "auto":
+        return bool(config.train.fp32_upcast)
+    return config.quantized and compute_dtype(config) == torch.float16
+
+
+def add_lora(model: Any, config: Config, *, checkpointing: bool) -> Any:
     """Freeze the base, prepare k-bit training, and wrap in a PeftModel with a seeded LoRA init."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    checkpointing = config.train.gradient_checkpointing
     gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing needs inputs that require grad
     model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
-    if config.quantized:
+    if config.quantized and upcasts(config):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
                                                 gradient_checkpointing_kwargs=gc_kwargs)
     else:
@@ -188,3 +196,46 @@ def add_lora(model: Any, config: Config) -> Any:
                       target_modules=list(config.lora.target_modules), bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(config.train.seed)  # LoRA A is randomly initialised: same seed, same adapter
     return get_peft_model(model, lora)
+
+
+def decoder_layers(model: Any) -> List[torch.nn.Module]:
+    """The repeated transformer blocks of a (PEFT-wrapped) causal LM."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(base.get_decoder(), "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise BadConfig("train.compile: this architecture's decoder has no `layers` list to compile.",
+                        field="train.compile")
+    return list(layers)
+
+
+def compiles(config: Config, cuda: bool) -> bool:
+    """train.compile resolved: "auto" compiles on CUDA when Triton (Inductor's GPU code generator) is installed;
+    never on a CPU, where compiling costs minutes and the engine only runs small models."""
+    if not cuda or not config.train.token_batching:
+        return False
+    if config.train.compile != "auto":
+        return bool(config.train.compile)
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def uncompile_layers(model: Any) -> None:
+    """Back to eager layers (after a compilation failure)."""
+    for layer in decoder_layers(model):
+        layer._compiled_call_impl = None
+    try:
+        torch._dynamo.reset()
+    except Exception:  # pragma: no cover - a torch without dynamo never compiled
+        pass
+
+
+def compile_layers(model: Any) -> None:
+    """torch.compile each decoder layer in place (dynamic shapes: passes vary in length). The blocks share one
+    compiled graph (their weights are graph inputs), Inductor fuses LoRA's casts, dropout, scaling and the
+    residual adds into a few kernels, and bitsandbytes' 4-bit ops stay as they are (they are registered torch
+    ops). Compilation happens on the first step and is cached on disk by Inductor for later runs."""
+    for layer in decoder_layers(model):
+        layer.compile(dynamic=True)

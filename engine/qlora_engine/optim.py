@@ -33,6 +33,10 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], train: TrainConfig) ->
     params = list(params)
     if train.optimizer == "adamw_torch":
         return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
+    if train.optimizer == "adamw_torch_fused":
+        # One multi-tensor kernel for all adapter tensors (CUDA); elsewhere the plain implementation.
+        fused = bool(params) and all(p.is_cuda for p in params)
+        return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay, fused=fused)
     if train.optimizer == "paged_adamw_8bit":
         if not torch.cuda.is_available():
             raise BadConfig("train.optimizer paged_adamw_8bit needs an NVIDIA GPU with CUDA; use adamw_torch on "
@@ -40,6 +44,23 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], train: TrainConfig) ->
         import bitsandbytes as bnb
         return bnb.optim.PagedAdamW8bit(params, lr=train.learning_rate, weight_decay=train.weight_decay)
     raise BadConfig(f"unknown optimizer {train.optimizer!r}", field="train.optimizer")
+
+
+def step_skipping_non_finite(optimizer: torch.optim.Optimizer, grad_norm: torch.Tensor) -> bool:
+    """Step the fused AdamW so that it skips the update on the device when grad_norm is not finite (the mechanism
+    torch.amp.GradScaler uses: `found_inf` makes the fused kernel leave weights, moments and step count as they
+    were), so no host sync is needed. Returns False, doing nothing, for optimizers that cannot: the caller checks
+    the norm on the host then."""
+    fused = isinstance(optimizer, torch.optim.AdamW) and all(g.get("fused") for g in optimizer.param_groups)
+    if not fused:
+        return False
+    optimizer.grad_scale = None  # type: ignore[attr-defined]
+    optimizer.found_inf = (~torch.isfinite(grad_norm)).float()  # type: ignore[attr-defined]
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf, optimizer.grad_scale  # type: ignore[attr-defined]
+    return True
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:

@@ -8,9 +8,14 @@ validate() checks config, run folder, device, template, model (without weights),
 anything touches the disk. run() never raises for a failure after that: it ends with status "failed" (code and
 message in `error`), and run.json says so; only a run that finished says "completed".
 
-The loop is deliberately flat: gather the step's micro-batches, divide the summed token losses by the step's
-target-token count, backward per micro-batch, clip, step, then log / eval / checkpoint. Cancellation is checked
-before every micro-batch; a cancelled run checkpoints the last completed optimizer step and ends "cancelled".
+The loop is deliberately flat: gather the step's rows, divide the summed token losses by the step's target-token
+count, backward per forward pass, clip, step, then log / eval / checkpoint. With train.token_batching (the default)
+the step's records run as few unpadded passes as tokens_per_pass allows (passes.py); without it, one padded pass per
+micro-batch. "auto" settings are resolved once in setup() from the plan and the GPU's free memory (plan.pick) and
+recorded in run.json (`picks`); a resume reuses the recorded micro_batch_size so the data order continues exactly.
+The host waits for the GPU only at log steps (and, with an optimizer that cannot skip a non-finite update on the
+device, once per step). Cancellation is checked before every forward pass; a cancelled run checkpoints the last
+completed optimizer step and ends "cancelled".
 
 Evaluation: the validation loss every eval_every steps; with rouge_every, also greedy generations on the first
 rouge_samples validation records, scored with rouge_score (rouge.py). With best_metric, an evaluation that beats
@@ -42,10 +47,14 @@ from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, out
 from .events import Events, NullEvents
 from .files import append_jsonl, read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
-from .model import add_lora, check_device_support, check_model, device, load_base_model, load_tokenizer
-from .optim import build_optimizer, build_scheduler
+from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, device,
+                    load_base_model, load_tokenizer, uncompile_layers)
+from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, token_loss_sum
 from .packing import mask_dtype, verify_packing
+from .passes import pass_loss_sum, plan_passes, step_targets, verify_passes
+from .plan import resolve
+from . import varlen
 from .protocol import ERROR_CODES
 from .template import load_template
 
@@ -55,6 +64,17 @@ log = logging.getLogger(__name__)
 
 class Cancelled(Exception):
     """Raised inside the loop when the cancel flag is seen."""
+
+
+def _compilation_error(exc: BaseException) -> bool:
+    """An error of torch.compile's machinery (Dynamo tracing, Inductor code generation), not of the model."""
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+        if isinstance(exc, TorchDynamoException):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return type(exc).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
 def _now() -> str:
@@ -96,6 +116,8 @@ class Recipe:
         self._order: Optional[DataOrder] = None
         self._device = torch.device("cpu")
         self._rouge: Optional[RougeSample] = None
+        self.picks: Optional[Dict[str, Any]] = None
+        self._compiled = False
         self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
 
     # ------------------------------------------------------------------ paths
@@ -198,15 +220,25 @@ class Recipe:
                           f"{summary.get('trainSequences')} sequences, {summary.get('validationRecords')} for "
                           f"validation, {summary.get('droppedTooLong')} dropped as longer than max_length")
 
-        self.events.stage("loading-model", f"Loading {config.model} (quantization: {config.quantization})")
         self._device = device()
-        self.model = add_lora(load_base_model(config, self._source), config)
-        if config.packing:
-            verify_packing(self.model, self.model.get_input_embeddings().weight.shape[0], self._device)
+        config = self._resolve_auto(config, previous)
+        self.events.stage("loading-model", f"Loading {config.model} (quantization: {config.quantization}); "
+                          f"{self._picks_text()}")
+        self.model = add_lora(load_base_model(config, self._source), config,
+                              checkpointing=bool(config.train.gradient_checkpointing))
+        self._compiled = compiles(config, self._device.type == "cuda")
+        if self._compiled:
+            compile_layers(self.model)
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        if config.train.token_batching:
+            verify_passes(self.model, vocab, self._device)
+        elif config.packing:
+            verify_packing(self.model, vocab, self._device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(trainable, config.train)
         self.scheduler = build_scheduler(self.optimizer, config.train)
         rows = len(self._data().train)
+        self._write_run_json("running")
         if self._resume_from is not None:
             snapshot = checkpoint.load(self._resume_from, self.model, self.optimizer, self.scheduler, self._device)
             restore_rng(snapshot.rng)
@@ -239,12 +271,12 @@ class Recipe:
         try:
             while self.step < self.total_steps:
                 snapshot = self._snapshot()  # the state a cancel during this step goes back to
-                loss, grad_norm, tokens, lr = self._optimizer_step()
+                loss, grad_norm, tokens, lr = self._step_or_fall_back(snapshot)
                 self.step += 1
                 session_steps += 1
                 window["tokens"] += tokens
                 self._session_tokens += tokens
-                window["losses"].append(loss)
+                window["losses"].append(loss)  # device tensors: read at the log step
                 if self.step % train.log_every == 0 or self.step == self.total_steps:
                     self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
                                        session_steps=session_steps)
@@ -269,10 +301,70 @@ class Recipe:
             self._save_checkpoint(self._snapshot())
         return "completed"
 
-    def _optimizer_step(self) -> Tuple[float, float, int, float]:
-        """One optimizer step over gradient_accumulation micro-batches: (loss, grad norm, tokens, lr)."""
+    def _optimizer_step(self) -> Tuple[torch.Tensor, torch.Tensor, int, float]:
+        """One optimizer step over the step's rows: (loss, grad norm) as device tensors (read them only when
+        logging: reading waits for the GPU), tokens trained, and the learning rate used."""
         train = self._config().train
         lr = float(self.scheduler.get_last_lr()[0])  # the rate this update uses
+        if train.token_batching:
+            total, tokens = self._token_batched_backward()
+        else:
+            total, tokens = self._micro_batched_backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        max_norm = train.max_grad_norm if train.max_grad_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+        if not step_skipping_non_finite(self.optimizer, grad_norm):
+            norm = float(grad_norm)  # this optimizer cannot skip on the device: look now
+            if math.isfinite(norm):
+                self.optimizer.step()
+            else:  # fp16 overflow: skip the update rather than write inf/nan into the adapter
+                log.warning("step %d: gradient norm is %s; update skipped", self.step + 1, norm)
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, grad_norm, tokens, lr
+
+    def _step_or_fall_back(self, snapshot: Snapshot) -> Tuple[torch.Tensor, torch.Tensor, int, float]:
+        """_optimizer_step; if torch.compile fails (on the first step, or on a later recompilation), warn, go
+        back to eager layers and redo the step from the same data position and randomness."""
+        try:
+            return self._optimizer_step()
+        except Exception as exc:
+            if not (self._compiled and _compilation_error(exc)):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            log.warning("torch.compile failed; training with eager layers:\n%s", traceback.format_exc())
+            self.events.stage("training", f"torch.compile failed ({type(exc).__name__}: {first}); continuing with "
+                              "eager layers (set train.compile: false to skip compiling)")
+            uncompile_layers(self.model)
+            self._compiled = False
+            if self.picks is not None:
+                self.picks["compile"] = False
+            self.optimizer.zero_grad(set_to_none=True)
+            self._order.epoch, self._order.index = snapshot.epoch, snapshot.batch_index
+            restore_rng(snapshot.rng)
+            return self._optimizer_step()
+
+    def _token_batched_backward(self) -> Tuple[torch.Tensor, int]:
+        """The step's records in as few varlen passes as tokens_per_pass allows; backward per pass."""
+        train = self._config().train
+        train_rows = self._data().train
+        rows = [train_rows[i] for _ in range(train.gradient_accumulation) for i in self._order.next()]
+        passes = plan_passes(rows, int(train.tokens_per_pass))
+        targets = max(1, step_targets(passes))
+        total = torch.zeros((), device=self._device)
+        with varlen.attention(self.model):
+            for batch in passes:
+                if self.cancel.is_set():
+                    raise Cancelled()
+                loss = pass_loss_sum(self.model, batch.to(self._device), loss_chunk=train.loss_chunk) / targets
+                loss.backward()
+                total += loss.detach()
+                del loss
+        return total, sum(p.tokens for p in passes)
+
+    def _micro_batched_backward(self) -> Tuple[torch.Tensor, int]:
+        """The straightforward path: one padded forward pass per micro-batch."""
+        train = self._config().train
         batches = [self._batch(self._order.next()) for _ in range(train.gradient_accumulation)]
         targets = max(1, sum(b.target_tokens for b in batches))
         total = torch.zeros((), device=self._device)
@@ -287,28 +379,41 @@ class Recipe:
             loss.backward()
             total += loss.detach()
             del loss
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        max_norm = train.max_grad_norm if train.max_grad_norm > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        if math.isfinite(grad_norm):
-            self.optimizer.step()
-        else:  # fp16 overflow: skip the update rather than write inf/nan into the adapter
-            log.warning("step %d: gradient norm is %s; update skipped", self.step + 1, grad_norm)
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(total), grad_norm, sum(b.tokens for b in batches), lr
+        return total, sum(b.tokens for b in batches)
+
+    def _resolve_auto(self, config: Config, previous: Dict[str, Any]) -> Config:
+        """Replace "auto" settings by the plan's picks for this device; a resume keeps the run's micro_batch_size."""
+        import dataclasses
+        free = None
+        if self._device.type == "cuda":
+            from .env import process_free
+            index = self._device.index or 0
+            free = float(process_free(index, *torch.cuda.mem_get_info(index)))
+        recorded = (previous.get("picks") or {}).get("microBatchSize") if self._resume_from is not None else None
+        if config.train.micro_batch_size == "auto" and isinstance(recorded, int):
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=recorded))
+        config, self.picks = resolve(config, free)
+        self.config = config
+        return config
+
+    def _picks_text(self) -> str:
+        p = self.picks or {}
+        return (f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
+                f"{'on' if p.get('gradientCheckpointing') else 'off'}, up to {p.get('tokensPerPass'):,} tokens per "
+                f"forward pass, torch.compile {'on' if p.get('compile') else 'off'} ({p.get('reason')})")
 
     def _batch(self, rows: List[int]) -> Batch:
         train_rows = self._data().train
         return collate([train_rows[i] for i in rows], self._tokenizer.pad_token_id, packed=self._config().packing)
 
-    def _log_progress(self, *, loss_window: Dict[str, Any], grad_norm: float, lr: float, started: float,
+    def _log_progress(self, *, loss_window: Dict[str, Any], grad_norm: torch.Tensor, lr: float, started: float,
                       session_steps: int) -> None:
+        loss = float(torch.stack(loss_window["losses"]).mean())  # waits for the GPU: the only wait of a step
+        norm = float(grad_norm)
         now = time.perf_counter()
         elapsed = now - started
         row = {"step": self.step, "epoch": round(self._order.epochs, 4),
-               "loss": sum(loss_window["losses"]) / len(loss_window["losses"]), "learningRate": lr,
-               "gradNorm": grad_norm, "tokensPerSecond": loss_window["tokens"] / max(now - loss_window["start"], 1e-9),
+               "loss": loss, "learningRate": lr, "gradNorm": norm, "tokensPerSecond": loss_window["tokens"] / max(now - loss_window["start"], 1e-9),
                "tokens": self._session_tokens,
                "gpuMemoryBytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
                "elapsedSeconds": elapsed,
@@ -327,7 +432,9 @@ class Recipe:
         self.model.eval()
         loss, records = validation_loss(self.model, validation, micro_batch_size=config.train.micro_batch_size,
                                         max_batches=config.train.eval_batches, pad_id=self._tokenizer.pad_token_id,
-                                        device=self._device, mask_dtype=mask_dtype(self.model))
+                                        device=self._device, mask_dtype=mask_dtype(self.model),
+                                        tokens_per_pass=int(config.train.tokens_per_pass) if config.train.token_batching
+                                        else 0, loss_chunk=config.train.loss_chunk)
         row: Dict[str, Any] = {"step": self.step, "evalLoss": loss, "evalRecords": records}
         if rouge and self._rouge is not None:
             row["rouge"] = rouge_scores(self.model, self._tokenizer, self._rouge, config)
@@ -406,4 +513,4 @@ class Recipe:
             "runId": self.run_id, "status": status, "step": self.step if step is None else step,
             "totalSteps": self.total_steps, "startedAt": self._started_at or _now(),
             "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error,
-            "best": self.best.record})
+            "best": self.best.record, "picks": self.picks})

@@ -1,0 +1,177 @@
+"""A step's records in as few forward passes as a token budget allows, and the loss on trained positions only.
+
+The optimizer step is defined by its records (DataOrder's rows: micro_batch_size x gradient_accumulation, packed
+or not) and by the token-weighted loss over them; how many forward passes compute it is an execution detail. Here
+every record of the step is cut out of its row (a packed row is several records already) and the records are
+concatenated, in order, into passes of at most `budget` tokens: one row each, no padding, varlen attention
+(varlen.py) keeping records apart, position ids restarting at 0 per record. The sum of the passes' token losses
+divided by the step's target count is the same number as the straightforward path computes (order.py's
+token_loss_sum over padded micro-batches), up to floating-point order; tests/test_passes.py checks loss and
+gradients against it.
+
+The loss never materializes full-vocabulary logits for every position: the final hidden states are gathered at the
+positions that have a target (the response only, with loss_on: response), and lm_head + cross-entropy run in
+chunks of `loss_chunk` positions, each recomputed in backward (torch.utils.checkpoint), so at most one chunk's
+fp32 logits are alive at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Sequence as Seq, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .data import IGNORE, Sequence
+from . import varlen
+
+
+@dataclass
+class Pass:
+    """One forward pass: records concatenated into one row (host tensors; `to` moves them)."""
+    input_ids: torch.Tensor  # (1, T)
+    position_ids: torch.Tensor  # (1, T), restarting at 0 for every record
+    cu_seqlens: torch.Tensor  # (n + 1,) int32 record offsets
+    max_len: int  # the longest record
+    positions: torch.Tensor  # (P,) positions whose next token is a target
+    targets: torch.Tensor  # (P,) those targets
+    records: int
+
+    @property
+    def tokens(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def to(self, device: torch.device) -> "Pass":
+        if device.type != "cuda":
+            return self
+        move = lambda t: t.pin_memory().to(device, non_blocking=True)  # noqa: E731
+        return Pass(move(self.input_ids), move(self.position_ids), move(self.cu_seqlens), self.max_len,
+                    move(self.positions), move(self.targets), self.records)
+
+
+def records_of(rows: Iterable[Sequence]) -> List[Tuple[List[int], List[int]]]:
+    """(input_ids, labels) of every record in the rows, in order (a packed row holds several)."""
+    out = []
+    for row in rows:
+        start = 0
+        for length in row.lengths:
+            out.append((row.input_ids[start:start + length], row.labels[start:start + length]))
+            start += length
+    return out
+
+
+def plan_passes(rows: Seq[Sequence], budget: int) -> List[Pass]:
+    """Next-fit in order: a pass takes records while their total stays within `budget` tokens (a record longer
+    than the budget gets a pass of its own)."""
+    passes: List[Pass] = []
+    group: List[Tuple[List[int], List[int]]] = []
+    size = 0
+    for record in records_of(rows):
+        if group and size + len(record[0]) > budget:
+            passes.append(_build(group))
+            group, size = [], 0
+        group.append(record)
+        size += len(record[0])
+    if group:
+        passes.append(_build(group))
+    return passes
+
+
+def _build(group: List[Tuple[List[int], List[int]]]) -> Pass:
+    ids: List[int] = []
+    cu = [0]
+    pos_ids: List[int] = []
+    trained: List[int] = []
+    targets: List[int] = []
+    for record_ids, labels in group:
+        base = len(ids)
+        ids.extend(record_ids)
+        pos_ids.extend(range(len(record_ids)))
+        # The logits at t predict token t + 1 of the same record (labels[0] is always IGNORE).
+        for t in range(len(labels) - 1):
+            if labels[t + 1] != IGNORE:
+                trained.append(base + t)
+                targets.append(labels[t + 1])
+        cu.append(len(ids))
+    return Pass(input_ids=torch.tensor([ids]), position_ids=torch.tensor([pos_ids]),
+                cu_seqlens=torch.tensor(cu, dtype=torch.int32), max_len=max(len(r) for r, _ in group),
+                positions=torch.tensor(trained, dtype=torch.long), targets=torch.tensor(targets, dtype=torch.long),
+                records=len(group))
+
+
+def step_targets(passes: Seq[Pass]) -> int:
+    return sum(int(p.targets.numel()) for p in passes)
+
+
+def decoder_and_head(model: Any) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """The transformer body (embeddings .. final norm) and lm_head of a (PEFT-wrapped) causal LM."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def _chunk_loss(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
+def trained_loss_sum(head: torch.nn.Module, hidden: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor,
+                     chunk: int) -> torch.Tensor:
+    """Sum of next-token cross-entropies at `positions` of hidden (T, h), in fp32, chunk positions at a time."""
+    picked = hidden.index_select(0, positions)
+    if chunk <= 0 or picked.shape[0] <= chunk:
+        return _chunk_loss(head, picked, targets)
+    total = picked.new_zeros((), dtype=torch.float32)
+    for start in range(0, picked.shape[0], chunk):
+        part, want = picked[start:start + chunk], targets[start:start + chunk]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_chunk_loss, head, part, want, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(head, part, want)
+    return total
+
+
+def pass_loss_sum(model: Any, batch: Pass, *, loss_chunk: int) -> torch.Tensor:
+    """The summed token loss of one pass (call inside varlen.attention(model))."""
+    decoder, head = decoder_and_head(model)
+    cu = batch.cu_seqlens
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
+                  cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch.max_len, max_length_k=batch.max_len)
+    if batch.positions.numel() == 0:
+        return out.last_hidden_state.sum() * 0.0  # keeps the graph (and DDP-style hooks) uniform
+    return trained_loss_sum(head, out.last_hidden_state[0], batch.positions, batch.targets, loss_chunk)
+
+
+@torch.no_grad()
+def verify_passes(model: Any, vocab_size: int, device: torch.device) -> None:
+    """Run two short random records as one varlen pass and each alone (the model's own attention); raise
+    BadConfig when the packed hidden states differ by more than a tenth of what leaking between them would cost.
+    Checks whichever varlen backend this device uses (flash kernel or per-record fallback)."""
+    from .errors import BadConfig
+
+    generator = torch.Generator().manual_seed(0)
+    records = [torch.randint(0, vocab_size, (n,), generator=generator).tolist() for n in (7, 5)]
+    rows = [Sequence(r, [IGNORE] * len(r), (len(r),)) for r in records]
+    batch = plan_passes(rows, budget=64)[0].to(device)
+    decoder, _ = decoder_and_head(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with varlen.attention(model):
+            cu = batch.cu_seqlens
+            packed = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
+                             cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch.max_len,
+                             max_length_k=batch.max_len).last_hidden_state[0].float()
+        leaky = decoder(input_ids=batch.input_ids, use_cache=False).last_hidden_state[0].float()
+        start, worst, leak = 0, 0.0, 0.0
+        for record in records:
+            alone = decoder(input_ids=torch.tensor([record], device=device),
+                            use_cache=False).last_hidden_state[0].float()
+            worst = max(worst, (packed[start:start + len(record)] - alone).abs().max().item())
+            leak = max(leak, (leaky[start:start + len(record)] - alone).abs().max().item())
+            start += len(record)
+    finally:
+        model.train(was_training)
+    if not worst <= 0.1 * leak:
+        raise BadConfig(f"variable-length attention is not exact on this device: packed hidden states differ from "
+                        f"unpacked by {worst:.3g} (records that see each other differ by {leak:.3g}). Set "
+                        "train.token_batching: false.", field="train.token_batching")
