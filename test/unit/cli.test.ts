@@ -94,12 +94,18 @@ describe('cli: env and plan against a GPU', () => {
     ],
     device,
     fits: device ? peak <= device.freeMemory : null,
+    picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 8192, compile: true, reason: 'as configured' },
   });
 
   it('plan: terms largest first, both peaks, and the verdict against free memory', () => {
     const fits = formatPlan(plan(6 * GiB, gpu), config, 'phi-2.yaml');
     assert.match(fits, /^ {2}big +2\.00 GiB {2}d2\n {2}small +1\.00 GiB {2}d1$/m);
     assert.match(fits, /peak, gradient checkpointing on \(configured\) +6\.00 GiB/);
+    assert.match(fits, /up to 8,192 tokens per forward pass/);
+    assert.match(fits, /settings: micro_batch_size 1, gradient_checkpointing true, compile true \(as configured\)/);
+    const picked = formatPlan(plan(6 * GiB, gpu), { ...config, train: { ...config.train, gradient_checkpointing: 'auto' } }, 'x');
+    assert.match(picked, /gradient_checkpointing auto → true/);
+    assert.match(picked, /peak, gradient checkpointing on \(picked\)/);
     assert.match(fits, /peak, gradient checkpointing off +12\.0 GiB/);
     assert.match(fits, /GPU 0 NVIDIA H100 80GB HBM3: 79\.0 GiB free of 80\.0 GiB → fits \(73\.0 GiB to spare\)/);
     const tight = formatPlan(plan(90 * GiB, gpu), config, 'phi-2.yaml');
@@ -340,8 +346,10 @@ describe('cli env / plan / runs (fake engine)', () => {
     const pid = lines.findIndex((l) => /^ {2}pid /.test(l));
     const weights = lines.findIndex((l) => /^ {2}weights +1\.00 KiB {2}ünïcödé 🚀$/.test(l));
     assert.ok(pid > 0 && weights > pid, r.stdout);
-    assert.match(r.stdout, /peak, gradient checkpointing on \(configured\) +2\.00 KiB/);
-    assert.match(r.stdout, /peak, gradient checkpointing off +4\.00 KiB/);
+    // The config leaves gradient_checkpointing at "auto"; the (fake) engine picked it off.
+    assert.match(r.stdout, /peak, gradient checkpointing on +2\.00 KiB/);
+    assert.match(r.stdout, /peak, gradient checkpointing off \(picked\) +4\.00 KiB/);
+    assert.match(r.stdout, /settings: micro_batch_size 1, gradient_checkpointing auto → false, compile auto → false \(no GPU: checkpointing off\)/);
     assert.match(r.stdout, /no GPU detected/);
     const json = await cli(['plan', config, '--json']);
     assert.equal((JSON.parse(json.stdout) as { peakBytesWithoutCheckpointing: number }).peakBytesWithoutCheckpointing, 4096);

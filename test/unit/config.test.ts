@@ -54,7 +54,11 @@ describe('config: defaults and paths', () => {
     assert.equal(c.data.validation_split, 0.05);
     assert.equal(c.train.max_steps, 1000);
     assert.equal(c.train.learning_rate, 0.0002);
-    assert.equal(c.train.optimizer, 'paged_adamw_8bit');
+    assert.equal(c.train.optimizer, 'adamw_torch_fused');
+    assert.equal(c.train.gradient_checkpointing, 'auto');
+    assert.equal(c.train.token_batching, true);
+    assert.equal(c.train.tokens_per_pass, 'auto');
+    assert.equal(c.train.compile, 'auto');
     assert.equal(c.train.keep_checkpoints, 3);
     assert.equal(c.train.seed, 42);
   });
@@ -157,6 +161,8 @@ describe('config: errors name file, line, column and field', () => {
     ],
     ['wrong type', `${minimal}max_length: long\n`, ['finetune.yaml:5:13 max_length: must be an integer (got "long")']],
     ['wrong type in a flow mapping', `${minimal}lora: { r: 8, dropout: "high" }\n`, ['finetune.yaml:5:24 lora.dropout: must be a number (got "high")']],
+    ['auto-or-number given another word', `${minimal}train: { micro_batch_size: many }\n`, ['finetune.yaml:5:28 train.micro_batch_size: must be "auto" or an integer (got "many")']],
+    ['auto-or-bool given a number', `${minimal}train: { gradient_checkpointing: 2.5 }\n`, ['finetune.yaml:5:34 train.gradient_checkpointing: must be "auto" or true or false (got 2.5)']],
     ['wrong enum value', `${minimal}quantization: nf5\n`, ['finetune.yaml:5:15 quantization: must be one of: nf4, fp4, int8, none (got "nf5")']],
     ['a list item', `${minimal}lora:\n  target_modules: [q_proj, ""]\n`, ['finetune.yaml:6:28 lora.target_modules[1]: must NOT have fewer than 1 characters (got "")']],
     [

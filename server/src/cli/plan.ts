@@ -74,19 +74,24 @@ async function runPlan(args: string[], ctx: CliContext): Promise<number> {
 
 export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: string): string {
   const t = config.train;
+  const p = plan.picks;
+  const auto = (value: unknown) => (value === 'auto' ? 'auto → ' : '');
   const lines = [
     `Memory plan for ${name}: ${config.model}, quantization ${config.quantization}, LoRA r=${config.lora.r}, ` +
-      `${t.micro_batch_size} x ${config.max_length} tokens per micro-batch`,
+      `up to ${p.tokensPerPass.toLocaleString('en-US')} tokens per forward pass`,
     `  parameters: ${formatCount(plan.baseParameters)} base (frozen), ${formatCount(plan.loraParameters)} LoRA (trained)`,
+    `  settings: micro_batch_size ${auto(t.micro_batch_size)}${p.microBatchSize}, gradient_checkpointing ` +
+      `${auto(t.gradient_checkpointing)}${p.gradientCheckpointing}, compile ${auto(t.compile)}${p.compile} (${p.reason})`,
     '',
   ];
   const terms = [...plan.terms].sort((a, b) => b.bytes - a.bytes);
   const rows = [['term', 'memory', 'detail'], ...terms.map((term) => [term.name, formatBytes(term.bytes), term.detail])];
   lines.push(table(rows, { indent: '  ', right: [1] }), '');
-  const on = t.gradient_checkpointing;
+  const on = p.gradientCheckpointing;
+  const how = t.gradient_checkpointing === 'auto' ? ' (picked)' : ' (configured)';
   const peaks = [
-    [`peak, gradient checkpointing on${on ? ' (configured)' : ''}`, formatBytes(plan.peakBytesWithCheckpointing)],
-    [`peak, gradient checkpointing off${on ? '' : ' (configured)'}`, formatBytes(plan.peakBytesWithoutCheckpointing)],
+    [`peak, gradient checkpointing on${on ? how : ''}`, formatBytes(plan.peakBytesWithCheckpointing)],
+    [`peak, gradient checkpointing off${on ? '' : how}`, formatBytes(plan.peakBytesWithoutCheckpointing)],
   ];
   lines.push(table(peaks, { indent: '  ', right: [1] }));
   if (plan.device) {

@@ -17,7 +17,7 @@ export interface SchemaProblem {
 let compiled: ValidateFunction | null = null;
 function validator(): ValidateFunction {
   if (!compiled) {
-    const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: true });
+    const ajv = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
     compiled = ajv.compile(schema);
   }
   return compiled;
@@ -56,11 +56,19 @@ function toProblem(error: ErrorObject, root: unknown): SchemaProblem {
     }
     case 'type': {
       const types = Array.isArray(params.type) ? (params.type as string[]) : String(params.type).split(',');
-      return { segments, kind: 'value', message: `must be ${types.map(typeWord).join(' or ')} (got ${showValue(error.data)})` };
+      const autoOr = (error.parentSchema as { pattern?: string } | undefined)?.pattern === '^auto$';
+      const words = autoOr ? ['"auto"', ...types.filter((t) => t !== 'string').map(typeWord)] : types.map(typeWord);
+      return { segments, kind: 'value', message: `must be ${words.join(' or ')} (got ${showValue(error.data)})` };
     }
     case 'enum': {
       const values = (params.allowedValues as unknown[]).map((v) => String(v)).join(', ');
       return { segments, kind: 'value', message: `must be one of: ${values} (got ${showValue(error.data)})` };
+    }
+    case 'pattern': {
+      // The only patterns are on "auto"-or-value fields: ["integer", "string"] + pattern "^auto$".
+      const types = ((error.parentSchema as { type?: string | string[] } | undefined)?.type ?? []) as string[];
+      const other = (Array.isArray(types) ? types : [types]).filter((t) => t !== 'string').map(typeWord);
+      return { segments, kind: 'value', message: `must be "auto" or ${other.join(' or ') || 'a value'} (got ${showValue(error.data)})` };
     }
     case 'uniqueItems':
       return { segments, kind: 'value', message: `must not repeat items (items ${params.j} and ${params.i} are the same)` };
