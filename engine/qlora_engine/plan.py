@@ -22,7 +22,8 @@ case of a batch), L layers, h hidden, i intermediate, V vocabulary, c = compute 
                              input), without L * one layer.
   logits and loss            T * V * 4 * 3 (the loss's fp32 log-softmax, its gradient and the logits' gradient;
                              the logits themselves are freed before backward); with token batching only one
-                             chunk of loss_chunk trained positions is alive: chunk * V * 4 * 4
+                             chunk of loss_chunk trained positions is alive: chunk * V * 12 (bf16 logits, their
+                             fp32 copy, the log-softmax; fitted to the 2026-12-02 H200 peaks)
   packing mask               T * max_length * a (the 4D block-diagonal mask), only with packing and without
                              token batching (varlen attention needs no mask)
   CUDA/allocator overhead    2 * the largest linear weight dequantized to c (bitsandbytes' transient buffers)
@@ -154,9 +155,9 @@ class Model:
         else:
             layer = tokens * (a * (5 * dims["hidden"] + 4 * dims["intermediate"]) + self.layer_lora)
         chunk = min(tokens, config.train.loss_chunk or tokens) if batching else tokens
-        logits = chunk * dims["vocab"] * 4 * (4 if batching else 3)
+        logits = chunk * dims["vocab"] * (12 if batching else 4 * 3)
         term("logits and loss", logits,
-             f"{chunk:,} trained positions x {dims['vocab']:,} vocab x 4 B x 4 (one loss chunk, recomputed in "
+             f"{chunk:,} trained positions x {dims['vocab']:,} vocab x 12 B (one loss chunk, recomputed in "
              "backward)" if batching else
              f"{tokens:,} tokens x {dims['vocab']:,} vocab x 4 B x 3 (log-softmax, its gradient, logits gradient)")
         if config.packing and not batching:
