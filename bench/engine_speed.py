@@ -135,8 +135,8 @@ def main() -> None:
         recipe._save_checkpoint(recipe._snapshot())
         ckpt_s = time.perf_counter() - t
         picks = recipe.picks
-        base = sum(p.numel() for p in recipe.model.parameters())
         recipe.cleanup()
+    base = plan["baseParameters"]  # exact, from the weightless skeleton (a 4-bit tensor's numel counts bytes)
     step_s = wall / steps
     flops_per_token = 4 * base  # frozen base: forward 2N + input gradients 2N; recompute and LoRA not counted
     print(json.dumps({

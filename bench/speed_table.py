@@ -46,7 +46,9 @@ def main(paths) -> None:
             extra = f"{r['load_s']:.1f} · {compile_s:.0f} · {r['eval_s']:.2f} ({r['eval_records']} rec) · {r['checkpoint_s']:.2f} s"
         elif r["stack"] == "reference":
             extra = f"{r.get('load_s', 0):.1f} s · – · – · –"
-        mfu = r.get("mfu") or (tps * 4 * PHI2_PARAMS / PEAK_FLOPS if tps else None)
+        # 4N FLOPs per trained token (frozen base: forward + input gradients), N = Phi-2's parameters; recomputation
+        # under checkpointing is not useful work and not counted (older engine JSON lines miscounted N).
+        mfu = tps * 4 * PHI2_PARAMS / PEAK_FLOPS if tps else None
         projected = f"{1000 * step:.0f} s" if step and r["stack"] != "stock" else "–"
         name = r.get("variant", "")
         if r.get("picks"):
