@@ -258,7 +258,9 @@ class Recipe:
     def train(self) -> str:
         """The loop. Returns "completed" or "cancelled"."""
         train = self._config().train
-        self.events.stage("training", f"Training {self.total_steps - self.step} steps")
+        self.events.stage("training", f"Training {self.total_steps - self.step} steps: {self._picks_text()}" + (
+            "; the first step compiles the decoder layers (about a minute; cached on disk for later runs)"
+            if self._compiled else ""))
         self.model.train()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -274,6 +276,11 @@ class Recipe:
                 loss, grad_norm, tokens, lr = self._step_or_fall_back(snapshot)
                 self.step += 1
                 session_steps += 1
+                if session_steps == 1 and self._compiled:
+                    if torch.cuda.is_available():
+                        torch.cuda.synchronize()
+                    self.events.stage("training", f"compiled the decoder layers and ran the first step in "
+                                      f"{time.perf_counter() - started:.0f} s; {self._picks_text()}")
                 window["tokens"] += tokens
                 self._session_tokens += tokens
                 window["losses"].append(loss)  # device tensors: read at the log step

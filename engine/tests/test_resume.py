@@ -111,3 +111,35 @@ def test_a_failure_after_validation_ends_failed(ws, tmp_path):
     assert end["status"] == "failed" and end["error"]["code"] == -32003 and end["adapterPath"] is None
     run = json.loads((ws.runs / "broken" / "run.json").read_text())
     assert run["status"] == "failed" and run["error"]["code"] == -32003 and run["endedAt"]
+
+
+def test_resume_keeps_the_picked_micro_batch_size(ws, monkeypatch):
+    """micro_batch_size: auto is resolved once; a resume on a device with other free memory (which would pick
+    another size) continues with the recorded one, so the data order and the result are those of one run."""
+    from qlora_engine import plan, recipe as recipe_module
+
+    def resolving_to(size):
+        def resolve(config, free):
+            import dataclasses
+            if config.train.micro_batch_size == "auto":
+                config = dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=size))
+            return plan.resolve(config, free)
+        return resolve
+
+    base = resume_config(ws)
+    fixed = Recipe(base, ws.runs / "fixed").run()
+    assert fixed["status"] == "completed"
+    auto = json.loads(json.dumps(base))
+    auto["train"]["micro_batch_size"] = "auto"
+    monkeypatch.setattr(recipe_module, "resolve", resolving_to(2))
+    cancel = threading.Event()
+    assert Recipe(auto, ws.runs / "auto", events=CancelAt(3, cancel), cancel=cancel).run()["status"] == "cancelled"
+    assert json.loads((ws.runs / "auto" / "run.json").read_text())["picks"]["microBatchSize"] == 2
+    monkeypatch.setattr(recipe_module, "resolve", resolving_to(4))  # another device would pick 4
+    assert Recipe(auto, ws.runs / "auto", resume=True).run()["status"] == "completed"
+    assert json.loads((ws.runs / "auto" / "run.json").read_text())["picks"]["microBatchSize"] == 2
+    for a, b in zip(metrics(ws.runs / "fixed"), metrics(ws.runs / "auto")):
+        assert a["step"] == b["step"]
+        for key in ("loss", "gradNorm", "evalLoss"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a, b)
