@@ -38,6 +38,8 @@ export const JobErrorCodes = {
   NotAvailable: -32055,
   /** The user cancelled the job (nothing was written). */
   Cancelled: -32056,
+  /** The workspace is not trusted (Restricted Mode): no Python process is started from anything it contains. */
+  Untrusted: -32057,
 } as const;
 
 // ---------------------------------------------------------------- requests (client -> server)

@@ -20,8 +20,12 @@ export function startServer(connection: Connection, options: ServerOptions = {})
   const documents = new LineDocuments();
   let roots: string[] = [];
   let canRefreshLenses = false;
+  // Workspace trust, from the client (the extension sends initializationOptions.trusted and restarts the server
+  // when trust is granted). A client with no notion of trust (no such option) is trusted. Untrusted: linting works,
+  // but nothing starts the Python engine (the lens, plan, train, summarize, eval).
+  let trusted = true;
   // One engine per server: the jobs' engine also answers the config lens's memory estimate.
-  const jobs = registerJobs(connection, { env });
+  const jobs = registerJobs(connection, { env, trusted: () => trusted });
   const plan: LintHost['plan'] = options.plan ?? ((config) => jobs.planResolved(config));
 
   const service = new LintService({
@@ -33,6 +37,7 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     roots: () => roots,
     env,
     plan,
+    trusted: () => trusted,
     cuda: () => {
       const report = jobs.engine.report;
       return report ? { available: report.cuda.available, how: 'engine environment report' } : null;
@@ -43,6 +48,7 @@ export function startServer(connection: Connection, options: ServerOptions = {})
     roots = (params.workspaceFolders ?? []).map((f) => uriToPath(f.uri)).filter((p): p is string => p !== null);
     if (roots.length === 0 && params.rootUri) roots = [uriToPath(params.rootUri)].filter((p): p is string => p !== null);
     canRefreshLenses = !!params.capabilities.workspace?.codeLens?.refreshSupport;
+    trusted = (params.initializationOptions as { trusted?: unknown } | undefined)?.trusted !== false;
     return {
       capabilities: {
         textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },

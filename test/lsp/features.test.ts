@@ -1,9 +1,12 @@
 /** Quick fixes, hover, CodeLens, completion and cross-file re-lint, through the real server over streams. */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { TrainPlanResult } from '../../protocol/engine';
+import * as L from '../../protocol/lsp';
+import { RestrictedLensTitle } from '../../server/src/lint/service';
 import { loadTokenizer } from '../../server/src/tokenizer/load';
 import { fixtures, LspClient, repo, testEnv, text } from './harness';
 
@@ -180,6 +183,31 @@ describe('CodeLens', () => {
     assert.equal((await client.codeLens(uri))![0]!.command!.title, 'Memory estimate: 3.5 GiB peak (weights 1.6 GiB, activations 1.2 GiB) · fits NVIDIA H100 (79.0 GiB free)');
     assert.equal(requests.length, 1);
     assert.equal((requests[0] as { quantization: string }).quantization, 'nf4');
+  });
+});
+
+describe('Restricted Mode (untrusted workspace)', () => {
+  test('linting works, but neither the lens nor a job starts the engine', async () => {
+    const asked: unknown[] = [];
+    const plan = async (config: unknown): Promise<TrainPlanResult> => {
+      asked.push(config);
+      throw new Error('the engine must not be asked in an untrusted workspace');
+    };
+    const client = await start('config-no-cuda', { env: testEnv(), plan, trusted: false });
+    const file = path.join(fixtures, 'config-no-cuda', 'finetune.yaml');
+    const uri = await client.open(file);
+    const diagnostics = await client.diagnostics(uri);
+    assert.ok(diagnostics.length > 0, 'the config is still linted');
+    assert.equal((await client.codeLens(uri))![0]!.command!.title, RestrictedLensTitle);
+    const planned = (await client.connection.sendRequest(L.TrainPlan, { configPath: file })) as L.TrainPlanResult;
+    assert.equal(planned.problem?.code, L.JobErrorCodes.Untrusted);
+    assert.match(planned.problem!.message, /Restricted Mode/);
+    const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-untrusted-runs-'));
+    const trained = (await client.connection.sendRequest(L.TrainStart, { configPath: file, runsDir, resumeRunDir: null })) as L.TrainStartResult;
+    assert.equal(trained.started, null);
+    assert.equal(trained.problem?.code, L.JobErrorCodes.Untrusted);
+    assert.deepEqual(fs.readdirSync(runsDir), [], 'nothing written');
+    assert.equal(asked.length, 0);
   });
 });
 

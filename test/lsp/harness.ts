@@ -65,15 +65,17 @@ export class LspClient {
     connection.onNotification('window/logMessage', () => {});
   }
 
-  static async start(root: string, options: ServerOptions = {}): Promise<LspClient> {
+  /** `trusted`: what the extension sends as initializationOptions (absent: a client with no notion of trust). */
+  static async start(root: string, options: ServerOptions & { trusted?: boolean } = {}): Promise<LspClient> {
     const toServer = new PassThrough();
     const toClient = new PassThrough();
     const service = startServer(createConnection(toServer, toClient), { env: options.env ?? testEnv(), plan: options.plan });
-    return LspClient.attach(createProtocolConnection(toClient, toServer), service, root);
+    const init = options.trusted === undefined ? undefined : { trusted: options.trusted };
+    return LspClient.attach(createProtocolConnection(toClient, toServer), service, root, init);
   }
 
   /** Initializes a server reachable through `connection`, with `root` as the workspace folder. */
-  static async attach(connection: ProtocolConnection, service: LintService | null, root: string): Promise<LspClient> {
+  static async attach(connection: ProtocolConnection, service: LintService | null, root: string, initializationOptions?: unknown): Promise<LspClient> {
     const client = new LspClient(connection, service);
     connection.listen();
     const rootUri = pathToFileURL(root).href;
@@ -82,6 +84,7 @@ export class LspClient {
       rootUri,
       workspaceFolders: [{ uri: rootUri, name: path.basename(root) }],
       capabilities: { workspace: { codeLens: { refreshSupport: true }, configuration: true } },
+      initializationOptions,
     });
     await connection.sendNotification(InitializedNotification.type, {});
     return client;

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import type { EnvReport, TrainPlanResult } from '../../protocol/engine';
 import { runCli } from '../../server/src/cli/main';
 import { findPython } from '../../server/src/engine/python';
@@ -20,6 +21,7 @@ import { listRuns, newestCheckpoint } from '../../server/src/runs/registry';
 import { cliContext, repo, tempDir } from '../support/helpers';
 
 const cliEntry = path.join(repo, 'server', 'src', 'cli.ts');
+const tsxLoader = pathToFileURL(path.join(repo, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 const samples = path.join(repo, 'samples', 'dialogsum');
 const tinyYaml = path.join(samples, 'tiny.yaml');
 
@@ -50,9 +52,10 @@ const env = (): NodeJS.ProcessEnv => ({
 });
 
 /** Runs the CLI from source; `onStdout` sees output as it comes (to send Ctrl-C at the right moment). */
-function qlora(args: string[], onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<CliRun> {
+function qlora(args: string[], onStdout?: (text: string, child: ReturnType<typeof spawn>) => void, cwd = repo): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: repo, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // tsx by absolute URL: a bare `--import tsx` resolves from the working folder, which need not be the repo.
+    const child = spawn(process.execPath, ['--import', tsxLoader, cliEntry, ...args], { cwd, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -115,7 +118,7 @@ async function inProcess(args: string[]): Promise<CliRun> {
 describe('cli against the real engine', () => {
   before(() => {
     dir = tempDir('qlora-cli-engine-');
-    shared = new EngineSupervisor({ clientName: 'qlora-studio-test', python: () => python, env: env(), cwd: repo, shutdownTimeoutMs: 20_000 });
+    shared = new EngineSupervisor({ clientName: 'qlora-studio-test', python: () => python, env: env(), shutdownTimeoutMs: 20_000 });
   });
   after(async () => {
     await shared.shutdown();
@@ -213,6 +216,23 @@ describe('cli against the real engine', () => {
     assert.equal(text.code, 0, explain(text));
     assert.match(text.stdout, /^torch +\d/m);
     assert.match(text.stdout, /^CUDA: /m);
+  });
+
+  engineIt('the engine imports nothing from the folder the CLI runs in (yaml.py, datasets/, tokenizers.py)', async () => {
+    const hostile = path.join(dir, 'hostile');
+    const plant = (module: string, file: string): void => {
+      fs.mkdirSync(path.dirname(path.join(hostile, file)), { recursive: true });
+      const marker = JSON.stringify(path.join(hostile, `MARKER-${module}`));
+      fs.writeFileSync(path.join(hostile, file), `open(${marker}, "w").write("ran")\nraise ImportError("planted ${module}")\n`);
+    };
+    const config = variant('hostile', (yaml) => yaml);
+    plant('yaml', 'yaml.py');
+    plant('datasets', 'datasets/__init__.py');
+    plant('tokenizers', 'tokenizers.py');
+    const r = await qlora(['plan', config, '--json'], undefined, hostile);
+    assert.equal(r.code, 0, explain(r));
+    assert.ok((JSON.parse(r.stdout) as TrainPlanResult).baseParameters > 0);
+    assert.deepEqual(fs.readdirSync(hostile).filter((f) => f.startsWith('MARKER-')), [], 'a planted module ran');
   });
 
   engineIt('plan --json estimates tiny.yaml; plan prints the table', async () => {

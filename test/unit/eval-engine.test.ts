@@ -47,7 +47,7 @@ async function cli(args: string[]) {
 describe('train, then eval the adapter against the zero-shot base (real engine)', () => {
   before(() => {
     dir = tempDir('qlora-eval-engine-');
-    engine = new EngineSupervisor({ clientName: 'qlora-studio-test', python: () => python, env: env(), cwd: repo, shutdownTimeoutMs: 20_000 });
+    engine = new EngineSupervisor({ clientName: 'qlora-studio-test', python: () => python, env: env(), shutdownTimeoutMs: 20_000 });
   });
   after(async () => {
     await engine?.shutdown();

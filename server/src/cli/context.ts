@@ -60,7 +60,7 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
 
 export function openEngine(ctx: CliContext, python: string | undefined): { supervisor: EngineSupervisor; owned: boolean } {
   if (ctx.engine) return ctx.engine({ python });
-  const supervisor = new EngineSupervisor({ clientName: 'qlora-studio-cli', python: () => python, cwd: ctx.cwd, env: ctx.env });
+  const supervisor = new EngineSupervisor({ clientName: 'qlora-studio-cli', python: () => python, env: ctx.env });
   return { supervisor, owned: true };
 }
 

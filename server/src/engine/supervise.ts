@@ -20,7 +20,6 @@ export interface EngineSupervisorOptions {
   repoRoot?: string;
   /** Explicit interpreter (setting / flag); resolved at each start, so a fixed setting applies on restart. */
   python?: () => string | null | undefined;
-  cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** Appends every stderr line of every engine process here. */
   logFile?: string | null;
@@ -227,7 +226,7 @@ export class EngineSupervisor {
   private spawnPython(): ChildProcessWithoutNullStreams {
     const root = this.options.repoRoot ?? defaultRepoRoot();
     const python = findPython({ explicit: this.options.python?.(), repoRoot: root, env: this.options.env });
-    return spawnEngine({ python: python.executable, repoRoot: root, cwd: this.options.cwd, env: this.options.env });
+    return spawnEngine({ python: python.executable, repoRoot: root, env: this.options.env });
   }
 
   private drainStderr(child: ChildProcessWithoutNullStreams, tail: string[]): void {

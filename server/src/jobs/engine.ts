@@ -21,6 +21,16 @@ export interface EngineHostOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests: start a fake engine instead of Python. */
   launch?: () => ChildProcessWithoutNullStreams;
+  /** The workspace's trust (the client's initializationOptions.trusted); an untrusted one starts no engine. */
+  trusted?: () => boolean;
+}
+
+/** Restricted Mode: the engine would run the workspace's Python choice, configs and model code. */
+export class UntrustedWorkspaceError extends Error {
+  constructor() {
+    super('Restricted Mode: QLoRA Studio starts no Python engine in an untrusted workspace (its configs, models and settings could run code).');
+    this.name = 'UntrustedWorkspaceError';
+  }
 }
 
 export class EngineHost {
@@ -50,6 +60,7 @@ export class EngineHost {
 
   /** The supervisor for this interpreter setting, started (initialize done). */
   async engine(pythonSetting: string): Promise<EngineSupervisor> {
+    if (this.options.trusted && !this.options.trusted()) throw new UntrustedWorkspaceError();
     const choice = this.options.launch ? { executable: 'fake', source: 'option' as const } : this.choosePython(pythonSetting);
     if (this.supervisor && this.python !== choice.executable && this.busy === 0) await this.stop();
     if (!this.supervisor) this.create(choice.executable);

@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import { TrainPlan as EngineTrainPlan, type TrainPlanResult } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
-import { EngineHost } from './engine';
+import { EngineHost, UntrustedWorkspaceError } from './engine';
 import { summarize } from './generate';
 import { evaluateRun, prepareRunEvaluation } from './evaluate';
 import { problemFromConfig, problemFromError } from './problems';
@@ -23,6 +23,8 @@ export interface JobsOptions {
   launch?: () => ChildProcessWithoutNullStreams;
   /** The Python setting; default: `qloraStudio.pythonPath` asked from the client at each job. */
   pythonSetting?: () => Promise<string>;
+  /** The workspace's trust; untrusted: every job that needs the engine answers Untrusted (default: trusted). */
+  trusted?: () => boolean;
 }
 
 type Sender = Pick<Connection, 'sendNotification'>;
@@ -38,11 +40,14 @@ export class JobManager {
   readonly training: TrainJobs;
   private readonly notify: Notify;
 
+  private readonly trusted: () => boolean;
+
   constructor(
     send: Sender,
     private readonly pythonSetting: () => Promise<string>,
     options: JobsOptions = {},
   ) {
+    this.trusted = options.trusted ?? (() => true);
     const notify: Notify = (method, params) => void send.sendNotification(method, params);
     this.notify = notify;
     this.engine = new EngineHost({
@@ -51,6 +56,7 @@ export class JobManager {
       repoRoot: options.repoRoot,
       env: options.env,
       launch: options.launch,
+      trusted: options.trusted,
     });
     this.training = new TrainJobs(notify);
   }
@@ -87,7 +93,14 @@ export class JobManager {
     }
   }
 
+  /** Untrusted workspace: the problem every engine job answers, before it prepares anything. */
+  private untrusted(): L.JobProblem | null {
+    return this.trusted() ? null : problemFromError(new UntrustedWorkspaceError());
+  }
+
   async trainStart(params: L.TrainStartParams): Promise<L.TrainStartResult> {
+    const refused = this.untrusted();
+    if (refused) return { started: null, problem: refused };
     const prepared = prepareTrain(params);
     if (!prepared.ok) return { started: null, problem: prepared.problem };
     let engine;
@@ -129,6 +142,8 @@ export class JobManager {
 
   /** Zero-shot base vs adapter on the run's test split; `signal` cancels between generation batches. */
   async evalStart(params: L.EvalStartParams, signal: AbortSignal = new AbortController().signal): Promise<L.EvalStartResult> {
+    const refused = this.untrusted();
+    if (refused) return { reportPath: null, problem: refused };
     const prepared = await prepareRunEvaluation(params);
     if (!prepared.ok) return { reportPath: null, problem: prepared.problem };
     let engine;

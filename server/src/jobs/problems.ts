@@ -6,6 +6,7 @@ import { howToFix, PythonNotFoundError } from '../engine/python';
 import { EngineError } from '../engine/rpc';
 import { EngineCrashedError } from '../engine/supervise';
 import { repoRoot } from '../engine/paths';
+import { UntrustedWorkspaceError } from './engine';
 
 const fixes: Partial<Record<number, string>> = {
   [ErrorCodes.OutOfMemory]: 'Lower train.micro_batch_size or max_length, turn on train.gradient_checkpointing, or use quantization: nf4.',
@@ -24,6 +25,9 @@ export function problem(code: number, message: string, fix: string | null = fixe
 }
 
 export function problemFromError(error: unknown): JobProblem {
+  if (error instanceof UntrustedWorkspaceError) {
+    return problem(JobErrorCodes.Untrusted, error.message, 'Trust this folder (Manage Workspace Trust) to train, evaluate or summarize; linting works without it.');
+  }
   if (error instanceof PythonNotFoundError) {
     let fix: string;
     try {

@@ -20,6 +20,8 @@ import type { LineFacts } from './rule';
 import { span, type LintDiagnostic } from './types';
 import { ConfigIndex, isConfigFileName, isTemplateFileName } from './workspace';
 
+export const RestrictedLensTitle = 'Memory estimate: trust this workspace to compute it (Restricted Mode starts no Python)';
+
 export interface LintHost {
   publish(uri: string, diagnostics: LintDiagnostic[], version: number | undefined): void;
   log(message: string): void;
@@ -29,6 +31,8 @@ export interface LintHost {
   env: NodeJS.ProcessEnv;
   /** The engine's memory estimate (`train/plan`); rejects with a reason when the engine is unavailable. */
   plan?: (config: ResolvedConfig) => Promise<TrainPlanResult>;
+  /** The workspace's trust: untrusted, the lens never asks the engine (Restricted Mode runs no Python). */
+  trusted?: () => boolean;
   cuda?: () => ConfigLintOptions['cuda'];
 }
 
@@ -273,6 +277,7 @@ export class LintService {
     const config = state.config;
     if (!config) return 'Memory estimate: fix the config errors first';
     if (!this.host.plan) return 'Memory estimate unavailable: no engine in this session';
+    if (this.host.trusted && !this.host.trusted()) return RestrictedLensTitle;
     const key = JSON.stringify(config);
     if (state.plan?.key === key) return state.plan.title ?? 'Memory estimate: computing…';
     state.plan = { key, title: null };
