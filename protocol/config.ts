@@ -49,6 +49,8 @@ export interface TrainConfig {
   loss_chunk: number;
   /** Upcast non-quantized weights to fp32 as peft's k-bit preparation does; 'auto': only with float16 compute. */
   fp32_upcast: boolean | 'auto';
+  /** Consecutive steps with a non-finite loss or gradient norm (each skipped) that end the run failed. */
+  max_nonfinite_steps: number;
   /** torch.compile each decoder layer (CUDA): fused kernels; the first step compiles. 'auto': CUDA + Triton. */
   compile: boolean | 'auto';
   /** Optimizer steps between evaluations (0: never). */

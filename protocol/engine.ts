@@ -232,6 +232,8 @@ export const ErrorCodes = {
   RunNotFound: -32008,
   Busy: -32009,
   CheckpointNotFound: -32010,
+  /** The loss or gradient norm was not finite for train.max_nonfinite_steps consecutive steps. */
+  TrainingDiverged: -32011,
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

@@ -89,12 +89,16 @@ class CheckpointNotFound(_Known):
     CODE = ERROR_CODES["CheckpointNotFound"]
 
 
+class TrainingDiverged(_Known):
+    CODE = ERROR_CODES["TrainingDiverged"]
+
+
 def out_of_memory(detail: str = "") -> EngineError:
     return OutOfMemory(
         "The GPU ran out of memory"
         + (f" ({detail.splitlines()[0]})" if detail else "")
-        + ". Lower train.micro_batch_size or max_length, enable train.gradient_checkpointing, or use "
-          "quantization: nf4 (train/plan estimates the peak before you start).")
+        + ". Lower train.tokens_per_pass, train.micro_batch_size or max_length, set train.gradient_checkpointing: "
+          "true, or use quantization: nf4 (train/plan estimates the peak before you start).")
 
 
 def cuda_unavailable(what: str = "4-bit/8-bit") -> EngineError:

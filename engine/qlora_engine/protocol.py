@@ -58,6 +58,7 @@ ERROR_CODES = {
     "RunNotFound": -32008,
     "Busy": -32009,
     "CheckpointNotFound": -32010,
+    "TrainingDiverged": -32011,
 }
 
 # Codes meaning "the user's input is wrong" (the CLI exits 2 for these).

@@ -43,11 +43,11 @@ from . import checkpoint
 from .checkpoint import Snapshot, capture_rng, restore_rng
 from .config import Config, parse_config, to_dict
 from .data import Batch, Dataset, collate, load_dataset
-from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, out_of_memory
+from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, TrainingDiverged, out_of_memory
 from .events import Events, NullEvents
 from .files import append_jsonl, read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
-from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, device,
+from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype, device,
                     load_base_model, load_tokenizer, uncompile_layers)
 from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, token_loss_sum
@@ -118,6 +118,8 @@ class Recipe:
         self._rouge: Optional[RougeSample] = None
         self.picks: Optional[Dict[str, Any]] = None
         self._compiled = False
+        self._streak = self._worst_streak = torch.zeros((), dtype=torch.int32)
+        self._host_synced = True
         self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
 
     # ------------------------------------------------------------------ paths
@@ -238,6 +240,7 @@ class Recipe:
         self.optimizer = build_optimizer(trainable, config.train)
         self.scheduler = build_scheduler(self.optimizer, config.train)
         rows = len(self._data().train)
+        self._streak = self._worst_streak = torch.zeros((), dtype=torch.int32, device=self._device)
         self._write_run_json("running")
         if self._resume_from is not None:
             snapshot = checkpoint.load(self._resume_from, self.model, self.optimizer, self.scheduler, self._device)
@@ -284,10 +287,13 @@ class Recipe:
                 window["tokens"] += tokens
                 self._session_tokens += tokens
                 window["losses"].append(loss)  # device tensors: read at the log step
-                if self.step % train.log_every == 0 or self.step == self.total_steps:
+                logged = self.step % train.log_every == 0 or self.step == self.total_steps
+                if logged:
                     self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
                                        session_steps=session_steps)
                     window = {"start": time.perf_counter(), "tokens": 0, "losses": []}
+                if logged or self._host_synced:
+                    self._check_finite()
                 improved = False
                 last = self.step == self.total_steps
                 rouge = bool(train.rouge_every) and (self.step % train.rouge_every == 0 or last)
@@ -320,7 +326,12 @@ class Recipe:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         max_norm = train.max_grad_norm if train.max_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
-        if not step_skipping_non_finite(self.optimizer, grad_norm):
+        # Consecutive non-finite steps, counted on the device; read (and acted on) when the host looks anyway.
+        bad = ~(torch.isfinite(total) & torch.isfinite(grad_norm))
+        self._streak = torch.where(bad, self._streak + 1, torch.zeros_like(self._streak))
+        self._worst_streak = torch.maximum(self._worst_streak, self._streak)
+        self._host_synced = not step_skipping_non_finite(self.optimizer, grad_norm)
+        if self._host_synced:
             norm = float(grad_norm)  # this optimizer cannot skip on the device: look now
             if math.isfinite(norm):
                 self.optimizer.step()
@@ -350,6 +361,26 @@ class Recipe:
             self._order.epoch, self._order.index = snapshot.epoch, snapshot.batch_index
             restore_rng(snapshot.rng)
             return self._optimizer_step()
+
+    def _check_finite(self) -> None:
+        """End the run (TrainingDiverged) once train.max_nonfinite_steps steps in a row had a non-finite loss or
+        gradient norm. Each was skipped, so the adapter and the checkpoints hold the last good weights."""
+        limit = self._config().train.max_nonfinite_steps
+        worst = int(self._worst_streak)
+        if worst < limit:
+            return
+        config = self._config()
+        if compute_dtype(config) == torch.float16:
+            cause, field = ("float16 overflow (compute_dtype float16): use bfloat16 if the GPU supports it, or a "
+                            "lower train.learning_rate"), "compute_dtype"
+        else:
+            cause, field = (f"a learning rate too high for this model (train.learning_rate {config.train.learning_rate:g}"
+                            f"{', no warmup' if config.train.warmup_steps == 0 else ''}), or records that break the "
+                            "loss"), "train.learning_rate"
+        raise TrainingDiverged(
+            f"training diverged at step {self.step}: the loss or gradient norm was not finite for {worst} steps in a "
+            f"row (train.max_nonfinite_steps: {limit}); those updates were skipped, so the last checkpoint and the "
+            f"adapter's weights are the last good ones. Likely cause: {cause}.", field=field)
 
     def _token_batched_backward(self) -> Tuple[torch.Tensor, int]:
         """The step's records in as few varlen passes as tokens_per_pass allows; backward per pass."""
