@@ -85,30 +85,65 @@ def read_jsonl(path: str | Path, *, field: str = "data.train") -> List[Record]:
     return records
 
 
+def field_problem(rule: str, record: Dict[str, Any], name: str) -> Optional[str]:
+    """Why `record` cannot serve variable `name` used as `rule` (template.FIELD_RULES), or None."""
+    if rule == "optional":
+        return None
+    if name not in record:
+        return "is missing"
+    value = record[name]
+    if rule == "tested":
+        return None
+    if value is None:
+        return "is null"
+    if rule == "structured":
+        return None
+    if value == "":
+        return "is empty"
+    if not isinstance(value, str):
+        kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else \
+            "a boolean" if isinstance(value, bool) else "a number"
+        return f"is {kind}, not a string"
+    return None
+
+
+def field_problems(records: Seq[Record], template: PromptTemplate,
+                   variables: Optional[frozenset] = None) -> List[Tuple[int, str, str]]:
+    """(line, field, problem) of every record that cannot serve the template, by the shared field rules."""
+    rules = template.rules(None if variables is None else frozenset(variables))
+    out = []
+    for record in records:
+        for name in sorted(rules):
+            problem = field_problem(rules[name], record.fields, name)
+            if problem is not None:
+                out.append((record.line, name, problem))
+    return out
+
+
 def check_fields(records: Seq[Record], template: PromptTemplate, path: str | Path,
                  variables: Optional[frozenset] = None) -> None:
-    """Every template variable must be a non-null field of every record.
+    """Every record must serve every template variable as the template uses it (template.FIELD_RULES: a guarded
+    variable may be absent, a tested one null or empty, a printed one must be a non-empty string), which is the
+    rule the editor's linter applies.
 
     A variable missing from the first record is a template problem (a typo, or the wrong data file); missing
     later, it is that record's problem. Either way the message names the file, line and field.
     """
     path = Path(path)
-    needed = sorted(template.variables() if variables is None else variables)
-    for index, record in enumerate(records):
-        for name in needed:
-            value = record.fields.get(name)
-            if value is not None:
-                continue
-            has = ", ".join(sorted(record.fields)) or "no fields"
-            where = f"{path.name}:{record.line}"
-            if name not in record.fields and index == 0:
-                raise BadTemplate(
-                    f"{where}: field '{name}' used by {template.name} is missing (record has: {has}). Fix the "
-                    f"variable in {template.name} (line {template.variable_line(name)}) or the data file.",
-                    file=str(path), line=record.line, field=name)
-            state = "is null" if name in record.fields else "is missing"
-            raise BadDataset(f"{where}: field '{name}' used by {template.name} {state} (record has: {has}).",
-                             file=str(path), line=record.line, field=name)
+    problems = field_problems(records[:1], template, variables) or field_problems(records, template, variables)
+    if not problems:
+        return
+    line, name, problem = problems[0]
+    record = next(r for r in records if r.line == line)
+    has = ", ".join(sorted(record.fields)) or "no fields"
+    where = f"{path.name}:{line}"
+    if problem == "is missing" and record is records[0]:
+        raise BadTemplate(
+            f"{where}: field '{name}' used by {template.name} is missing (record has: {has}). Fix the "
+            f"variable in {template.name} (line {template.variable_line(name)}) or the data file.",
+            file=str(path), line=line, field=name)
+    raise BadDataset(f"{where}: field '{name}' used by {template.name} {problem} (record has: {has}).",
+                     file=str(path), line=line, field=name)
 
 
 def encode(records: Seq[Record], template: PromptTemplate, tokenizer: Any, *, max_length: int, loss_on: str,

@@ -88,7 +88,30 @@ def linear_modules(model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module]]:
     return [(name, module) for name, module in model.named_modules() if isinstance(module, kinds)]
 
 
+ALL_LINEAR = "all-linear"  # peft's shorthand: every linear layer but the output head
+
+
+def lora_targets(config: Config) -> "str | List[str]":
+    """lora.target_modules as peft takes it: the string "all-linear", or the list of names."""
+    targets = list(config.lora.target_modules)
+    return ALL_LINEAR if targets == [ALL_LINEAR] else targets
+
+
+def targeted(config: Config, model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module]]:
+    """(name, module) of every linear layer the config's LoRA targets (for the plan's sizes)."""
+    output = model.get_output_embeddings()
+    if lora_targets(config) == ALL_LINEAR:
+        return [(n, m) for n, m in linear_modules(model) if m is not output]
+    return [(n, m) for n, m in linear_modules(model)
+            if any(n == t or n.endswith("." + t) for t in config.lora.target_modules)]
+
+
 def check_target_modules(config: Config, model: torch.nn.Module) -> None:
+    if ALL_LINEAR in config.lora.target_modules:
+        if len(config.lora.target_modules) > 1:
+            raise BadConfig(f"lora.target_modules: {ALL_LINEAR!r} targets every linear layer but the output head; use "
+                            f"it alone: target_modules: [{ALL_LINEAR}].", field="lora.target_modules")
+        return
     names = [name for name, _ in linear_modules(model)]
     valid: Set[str] = {name.rsplit(".", 1)[-1] for name in names}
     for target in config.lora.target_modules:
@@ -193,7 +216,7 @@ def add_lora(model: Any, config: Config, *, checkpointing: bool) -> Any:
         if checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=list(config.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=lora_targets(config), bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(config.train.seed)  # LoRA A is randomly initialised: same seed, same adapter
     return get_peft_model(model, lora)
 

@@ -50,7 +50,7 @@ import torch
 
 from .config import Config, parse_config
 from .env import gpu_devices
-from .model import check_model, compiles, compute_dtype, linear_modules, skeleton, upcasts
+from .model import check_model, compiles, compute_dtype, linear_modules, skeleton, targeted, upcasts
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -100,8 +100,7 @@ class Model:
         self.base_params = sum(p.numel() for p in model.parameters())
         output = model.get_output_embeddings()
         linears = [(n, m) for n, m in linear_modules(model) if m is not output]
-        targets = [(n, m) for n, m in linear_modules(model)
-                   if any(n == t or n.endswith("." + t) for t in config.lora.target_modules)]
+        targets = targeted(config, model)
 
         def shape(module: torch.nn.Module) -> tuple:
             w = module.weight  # Linear: (out, in); Conv1D: (in, out)

@@ -27,6 +27,85 @@ from .errors import BadTemplate
 
 PARTS = ("prompt", "response")
 
+# What a record must hold for a variable, by how the template uses it (the linter's rule, in
+# server/src/templates/jinja.ts's freeVariables; tests/test_template_fields.py and the lint parity test keep the
+# two the same):
+#   optional    only under `x is defined` / `x | default(...)` somewhere: may be absent
+#   tested      tested for truth (`{% if x %}`, `a if x else b`): must be present, may be null or empty
+#   structured  iterated or read through (`for i in x`, `x.key`, `x[0]`): present and not null, any JSON type
+#   text        printed: a non-empty string (numbers and lists render differently in Python and TypeScript)
+FIELD_RULES = ("optional", "tested", "structured", "text")
+
+
+def field_rules(ast: jinja2.nodes.Template, free: FrozenSet[str]) -> Dict[str, str]:
+    """How the template uses each free variable (see FIELD_RULES)."""
+    from jinja2 import nodes
+
+    guarded, tested, structured = set(), set(), set()
+    depth = {"guard": 0, "test": 0}
+
+    def root(node: Any) -> Optional[str]:
+        if isinstance(node, nodes.Name):
+            return node.name
+        if isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            return root(node.node)
+        return None
+
+    def under(kind: str, node: Any) -> None:
+        depth[kind] += 1
+        visit(node)
+        depth[kind] -= 1
+
+    def visit(node: Any) -> None:
+        if node is None:
+            return
+        if isinstance(node, list):
+            for child in node:
+                visit(child)
+            return
+        if isinstance(node, nodes.Name):
+            if node.ctx == "load":
+                if depth["guard"]:
+                    guarded.add(node.name)
+                if depth["test"]:
+                    tested.add(node.name)
+            return
+        if isinstance(node, nodes.If):
+            under("test", node.test)
+            visit(node.body)
+            visit(node.elif_)
+            visit(node.else_)
+            return
+        if isinstance(node, nodes.CondExpr):
+            under("test", node.test)
+            visit(node.expr1)
+            visit(node.expr2)
+            return
+        if isinstance(node, nodes.For):
+            name = root(node.iter)
+            if name:
+                structured.add(name)
+        elif isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            name = root(node.node)
+            if name:
+                structured.add(name)
+        elif isinstance(node, nodes.Filter) and node.name in ("default", "d"):
+            under("guard", node.node)
+            visit([node.args, node.kwargs, node.dyn_args, node.dyn_kwargs])
+            return
+        elif isinstance(node, nodes.Test) and node.name in ("defined", "undefined"):
+            under("guard", node.node)
+            return
+        for child in node.iter_child_nodes():
+            visit(child)
+
+    visit(ast.body)
+    rules = {}
+    for name in free:
+        rules[name] = ("optional" if name in guarded else "tested" if name in tested
+                       else "structured" if name in structured else "text")
+    return rules
+
 
 def _environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -40,6 +119,7 @@ class PromptTemplate:
     _compiled: Dict[str, jinja2.Template] = field(repr=False)
     _first_line: Dict[str, int] = field(repr=False)  # file line (1-based) of each part's first Jinja line
     _variables: Dict[str, FrozenSet[str]] = field(repr=False)
+    _rules: Dict[str, Dict[str, str]] = field(repr=False, default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -50,6 +130,16 @@ class PromptTemplate:
         if part is not None:
             return self._variables[part]
         return self._variables["prompt"] | self._variables["response"]
+
+    def rules(self, names: Optional[FrozenSet[str]] = None) -> Dict[str, str]:
+        """FIELD_RULES of each variable (of `names`, default all), as the prompt uses it, or the response for
+        variables only the response reads (the linter's templateVariables does the same)."""
+        out: Dict[str, str] = {}
+        for part in PARTS:
+            for name, rule in self._rules.get(part, {}).items():
+                if (names is None or name in names) and name not in out:
+                    out[name] = rule
+        return out
 
     def variable_line(self, name: str) -> Optional[int]:
         """The file line where a variable is first used, for error messages."""
@@ -106,6 +196,7 @@ def load_template(path: str | Path) -> PromptTemplate:
     compiled: Dict[str, jinja2.Template] = {}
     first_line: Dict[str, int] = {}
     variables: Dict[str, FrozenSet[str]] = {}
+    rules: Dict[str, Dict[str, str]] = {}
     for part in PARTS:
         node = nodes.get(part)
         if node is None:
@@ -125,6 +216,7 @@ def load_template(path: str | Path) -> PromptTemplate:
         sources[part] = source
         compiled[part] = env.from_string(source)
         variables[part] = frozenset(jinja2.meta.find_undeclared_variables(ast) - set(env.globals))
+        rules[part] = field_rules(ast, variables[part])
     stop = data.get("stop", [])
     if stop is None:
         stop = []
@@ -133,4 +225,4 @@ def load_template(path: str | Path) -> PromptTemplate:
         raise BadTemplate(f"{path.name}: `stop` must be a list of non-empty strings.", file=str(path),
                           line=None if node is None else node.start_mark.line + 1, field="stop")
     return PromptTemplate(path=path, sources=sources, stop=tuple(stop), _compiled=compiled,
-                          _first_line=first_line, _variables=variables)
+                          _first_line=first_line, _variables=variables, _rules=rules)

@@ -61,6 +61,12 @@ const table: { folder: string; file: string; expect: Expected[]; messages?: RegE
     expect: [['config/target-module', 6, 51, 6, 66]],
     messages: [/^"query_key_value" is not a linear layer of a phi model; valid names \(from the phi architecture\): q_proj, k_proj, v_proj, dense, fc1, fc2, lm_head$/],
   },
+  {
+    folder: 'config-all-linear',
+    file: 'finetune.yaml',
+    expect: [['config/target-module', 6, 43, 6, 53]],
+    messages: [/^"all-linear" targets every linear layer but the output head; use it alone: target_modules: \[all-linear\]$/],
+  },
   { folder: 'config-no-cuda', file: 'finetune.yaml', expect: [['config/no-cuda', 2, 14, 2, 17]] },
   { folder: 'config-schema', file: 'finetune.yaml', expect: [['config/schema', 7, 2, 7, 14]], messages: [/did you mean "learning_rate"/] },
   { folder: 'config-missing-file', file: 'finetune.yaml', expect: [['config/missing-file', 3, 15, 3, 25]] },

@@ -27,7 +27,13 @@ export const targetModules: ConfigRule = {
       return;
     }
     targets.forEach((target, i) => {
-      if (target === ALL_LINEAR) return;
+      if (target === ALL_LINEAR) {
+        // peft takes "all-linear" as the whole target list, not as one name among others (the engine agrees).
+        if (targets.length > 1) {
+          report({ range: rangeOf(['lora', 'target_modules', i]), severity: 'error', code: 'config/target-module', message: `"${ALL_LINEAR}" targets every linear layer but the output head; use it alone: target_modules: [${ALL_LINEAR}]` });
+        }
+        return;
+      }
       const last = target.split('.').at(-1) ?? target;
       if (valid.includes(last)) return;
       report({
