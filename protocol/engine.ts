@@ -234,6 +234,10 @@ export const ErrorCodes = {
   CheckpointNotFound: -32010,
   /** The loss or gradient norm was not finite for train.max_nonfinite_steps consecutive steps. */
   TrainingDiverged: -32011,
+  /** A file of the run folder could not be written (disk full, permissions); what was there before is intact. */
+  WriteFailed: -32012,
+  /** The checkpoint to resume from is damaged (truncated or corrupt file); the message names it and the previous one. */
+  CheckpointDamaged: -32013,
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

@@ -137,6 +137,40 @@ def read_state(folder: Path) -> Dict[str, Any]:
     return json.loads((folder / "state.json").read_text(encoding="utf-8"))
 
 
+FILES = ("state.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "optimizer.pt",
+         "scheduler.pt", "rng.pt")
+
+
+def verify(folder: Path) -> None:
+    """Read every file of a checkpoint (on the CPU) and raise CheckpointDamaged naming the first that is
+    missing, truncated or corrupt, and the previous complete checkpoint to fall back to."""
+    from safetensors.torch import load_file
+    from .errors import CheckpointDamaged
+
+    for name in FILES:
+        path = folder / name
+        try:
+            if name.endswith(".json"):
+                json.loads(path.read_text(encoding="utf-8"))
+            elif name.endswith(".safetensors"):
+                load_file(str(path), device="cpu")
+            else:
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any failure to read it back: missing, truncated, garbage
+            earlier = [p for s, p in complete(folder.parent) if p != folder and s < _step(folder)]
+            fallback = (f"the previous complete checkpoint is {earlier[-1].name}: move {folder.name} out of "
+                        f"{folder.parent} and resume again to continue from it" if earlier
+                        else "there is no earlier checkpoint: start a new run")
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise CheckpointDamaged(f"checkpoint {folder.name} is damaged: {name} cannot be read ({detail}); "
+                                    f"{fallback}.", file=str(path)) from None
+
+
+def _step(folder: Path) -> int:
+    match = STEP_DIR.match(folder.name)
+    return int(match.group(1)) if match else -1
+
+
 def load(folder: Path, model: Any, optimizer: Any, scheduler: Any, device: torch.device) -> Snapshot:
     """Restore adapter weights, optimizer and scheduler in place; return the snapshot to continue from."""
     from peft import set_peft_model_state_dict

@@ -93,12 +93,28 @@ class TrainingDiverged(_Known):
     CODE = ERROR_CODES["TrainingDiverged"]
 
 
+class WriteFailed(_Known):
+    CODE = ERROR_CODES["WriteFailed"]
+
+
+class CheckpointDamaged(_Known):
+    CODE = ERROR_CODES["CheckpointDamaged"]
+
+
 def out_of_memory(detail: str = "") -> EngineError:
     return OutOfMemory(
         "The GPU ran out of memory"
         + (f" ({detail.splitlines()[0]})" if detail else "")
         + ". Lower train.tokens_per_pass, train.micro_batch_size or max_length, set train.gradient_checkpointing: "
           "true, or use quantization: nf4 (train/plan estimates the peak before you start).")
+
+
+def write_failed(exc: OSError, run_dir: Any) -> EngineError:
+    """An OSError while the run wrote its folder (metrics, run.json, the adapter): what and where."""
+    where = exc.filename or run_dir
+    return WriteFailed(f"could not write {where}: {exc.strerror or exc}. Files written before are intact (every file "
+                       "is written to a temporary name first); free space or fix permissions, then resume.",
+                       file=str(where))
 
 
 def cuda_unavailable(what: str = "4-bit/8-bit") -> EngineError:

@@ -59,6 +59,8 @@ ERROR_CODES = {
     "Busy": -32009,
     "CheckpointNotFound": -32010,
     "TrainingDiverged": -32011,
+    "WriteFailed": -32012,
+    "CheckpointDamaged": -32013,
 }
 
 # Codes meaning "the user's input is wrong" (the CLI exits 2 for these).

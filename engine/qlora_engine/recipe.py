@@ -43,7 +43,9 @@ from . import checkpoint
 from .checkpoint import Snapshot, capture_rng, restore_rng
 from .config import Config, parse_config, to_dict
 from .data import Batch, Dataset, collate, load_dataset
-from .errors import BadConfig, CheckpointNotFound, EngineError, RunNotFound, TrainingDiverged, out_of_memory
+from .errors import (BadConfig, CheckpointNotFound, EngineError, RunNotFound, TrainingDiverged, WriteFailed,
+                     out_of_memory, write_failed)
+from .locks import gpu_lock, run_folder_lock
 from .events import Events, NullEvents
 from .files import append_jsonl, read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
@@ -120,6 +122,8 @@ class Recipe:
         self._compiled = False
         self._streak = self._worst_streak = torch.zeros((), dtype=torch.int32)
         self._host_synced = True
+        self._locks: List[Any] = []
+        self._owns_folder = False  # the run-folder lock is ours: only then is run.json ours to write
         self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
 
     # ------------------------------------------------------------------ paths
@@ -169,6 +173,7 @@ class Recipe:
             if self._resume_from is None:
                 raise CheckpointNotFound(f"{self.run_id} has no complete checkpoint to resume from; start a new "
                                          "run instead.", file=str(self.run_dir))
+            checkpoint.verify(self._resume_from)  # a truncated file is named now, not as a load error later
         elif (self.run_dir / "run.json").exists():
             raise BadConfig(f"{self.run_dir} already holds a run; resume it, or choose a new run folder.",
                             file=str(self.run_dir))
@@ -188,6 +193,8 @@ class Recipe:
             error = out_of_memory(str(exc))
         except EngineError as exc:
             error = exc
+        except OSError as exc:
+            error = write_failed(exc, self.run_dir)
         except Exception as exc:
             log.error("run %s failed:\n%s", self.run_id, traceback.format_exc())
             error = EngineError(ERROR_CODES["InternalError"], f"{type(exc).__name__}: {exc}")
@@ -199,7 +206,14 @@ class Recipe:
         end = {"runId": self.run_id, "status": status, "step": self.step, "adapterPath": adapter,
                "checkpointPath": None if latest is None else str(latest),
                "error": None if error is None else error.to_data()}
-        self._write_run_json(status, adapter=adapter, error=end["error"], ended=True)
+        try:
+            self._write_run_json(status, adapter=adapter, error=end["error"], ended=True)
+        except OSError as exc:  # the disk that failed the run may fail this too; the end event still goes out
+            log.error("could not write run.json: %s", exc)
+        finally:
+            for lock in self._locks:  # only now: run.json is the last write of this run
+                lock.release()
+            self._locks = []
         self.events.end(end)
         return end
 
@@ -207,6 +221,10 @@ class Recipe:
     def setup(self) -> None:
         config = self._config()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._locks.append(run_folder_lock(self.run_dir, self.run_id))  # Busy: another process writes it
+        self._owns_folder = True
+        if torch.cuda.is_available():
+            self._locks.append(gpu_lock(torch.cuda.current_device(), self.run_id))
         checkpoint.remove_temp(self.checkpoints_dir)
         checkpoint.remove_temp(self.run_dir)  # a half-written adapter/ or best-adapter/ of a crashed run
         # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
@@ -501,7 +519,15 @@ class Recipe:
         return Snapshot(step=self.step, epoch=self._order.epoch, batch_index=self._order.index, rng=capture_rng())
 
     def _save_checkpoint(self, snapshot: Snapshot) -> None:
-        path = checkpoint.save(self.checkpoints_dir, snapshot, self.model, self.optimizer, self.scheduler)
+        try:
+            path = checkpoint.save(self.checkpoints_dir, snapshot, self.model, self.optimizer, self.scheduler)
+        except OSError as exc:
+            previous = checkpoint.latest(self.checkpoints_dir)
+            raise WriteFailed(
+                f"could not write checkpoint step-{snapshot.step} in {self.checkpoints_dir}: "
+                f"{exc.strerror or exc}. Nothing of it was kept; "
+                + (f"{previous.name} is intact: free space and resume from it." if previous is not None
+                   else "free space and start again."), file=str(self.checkpoints_dir)) from None
         checkpoint.prune(self.checkpoints_dir, self._config().train.keep_checkpoints, protect=self.best.step)
         self._write_run_json("running", step=snapshot.step)
         self.events.checkpoint({"runId": self.run_id, "step": snapshot.step, "path": str(path)})
@@ -545,7 +571,7 @@ class Recipe:
 
     def _write_run_json(self, status: str, *, step: Optional[int] = None, adapter: Optional[str] = None,
                         error: Optional[Dict[str, Any]] = None, ended: bool = False) -> None:
-        if not self.run_dir.is_dir():
+        if not self.run_dir.is_dir() or not self._owns_folder:
             return
         write_json(self.run_dir / "run.json", {
             "runId": self.run_id, "status": status, "step": self.step if step is None else step,

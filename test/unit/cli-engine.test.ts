@@ -74,6 +74,38 @@ function qlora(args: string[], onStdout?: (text: string, child: ReturnType<typeo
   });
 }
 
+/** Pids whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** The float32 tensors of a .safetensors file (the adapter's dtype), by name. */
+function readSafetensors(file: string): Map<string, Float32Array> {
+  const bytes = fs.readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const out = new Map<string, Float32Array>();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    assert.equal(info.dtype, 'F32', `${name} is ${info.dtype}`);
+    const [start, end] = info.data_offsets;
+    const data = bytes.subarray(8 + headerLength + start, 8 + headerLength + end);
+    out.set(name, new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)));
+  }
+  return out;
+}
+
 const explain = (r: CliRun) => `exit ${r.code}\n--- stderr\n${r.stderr}\n--- stdout (tail)\n${r.stdout.slice(-2000)}`;
 
 let dir: string;
@@ -216,6 +248,49 @@ describe('cli against the real engine', () => {
     assert.equal(text.code, 0, explain(text));
     assert.match(text.stdout, /^torch +\d/m);
     assert.match(text.stdout, /^CUDA: /m);
+  });
+
+  engineIt('kill -9 of the engine mid-run: the CLI reports the crash, and --resume ends where an uninterrupted run ends', async (t) => {
+    if (process.platform !== 'linux') return t.skip('finds the engine process through /proc');
+    const edit = (yaml: string): string =>
+      yaml
+        .replace(/max_steps: \d+/, 'max_steps: 10')
+        .replace(/save_every: \d+/, 'save_every: 2')
+        .replace(/eval_every: \d+/, 'eval_every: 0')
+        .replace(/rouge_every: \d+.*/, 'rouge_every: 0')
+        .replace(/best_metric: .*/, 'best_metric: null');
+    const config = variant('kill', edit);
+    const runsDir = path.join(dir, 'runs-kill');
+    let killed = 0;
+    const crashed = await qlora(['train', config, '--json', '--runs-dir', runsDir], (text, child) => {
+      if (killed || !/"step":\s*5\b/.test(text)) return;
+      killed = childrenOf(child.pid!)[0] ?? -1;
+      if (killed > 0) process.kill(killed, 'SIGKILL');
+    });
+    assert.ok(killed > 0, `no engine process found to kill\n${explain(crashed)}`);
+    assert.notEqual(crashed.code, 0, explain(crashed));
+    const end = crashed.events.at(-1)!;
+    assert.equal(end.status, 'failed', explain(crashed));
+    const message = String((end.error as { message?: string } | null)?.message);
+    assert.match(message, /the engine exited unexpectedly/);
+    assert.match(message, /SIGKILL/);
+    assert.match(message, /Last lines of the engine's stderr/, 'the crash quotes the engine log');
+    const runDir = end.run_dir as string;
+    assert.ok(fs.existsSync(end.log as string), 'the engine log is kept');
+    const resumed = await qlora(['train', '--resume', runDir, '--json']);
+    assert.equal(resumed.code, 0, explain(resumed));
+    assert.equal(resumed.events.at(-1)!.status, 'completed', explain(resumed));
+    const whole = await qlora(['train', config, '--json', '--runs-dir', path.join(dir, 'runs-whole')]);
+    assert.equal(whole.events.at(-1)!.status, 'completed', explain(whole));
+    const a = readSafetensors(path.join(runDir, 'adapter', 'adapter_model.safetensors'));
+    const b = readSafetensors(path.join(whole.events.at(-1)!.run_dir as string, 'adapter', 'adapter_model.safetensors'));
+    assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+    for (const [name, values] of a) {
+      const other = b.get(name)!;
+      let worst = 0;
+      for (let i = 0; i < values.length; i++) worst = Math.max(worst, Math.abs(values[i]! - other[i]!));
+      assert.ok(worst <= 1e-5, `${name} differs by ${worst}`);
+    }
   });
 
   engineIt('the engine imports nothing from the folder the CLI runs in (yaml.py, datasets/, tokenizers.py)', async () => {

@@ -17,6 +17,8 @@ const fixes: Partial<Record<number, string>> = {
   [ErrorCodes.BadConfig]: 'Fix the config field named here, then start again.',
   [ErrorCodes.BadTemplate]: 'Fix the prompt template (the Problems panel shows where), then start again.',
   [ErrorCodes.CheckpointNotFound]: 'This run has no checkpoint to resume from; start a new run instead.',
+  [ErrorCodes.WriteFailed]: 'Free disk space (or fix the folder’s permissions), then resume: the last complete checkpoint is intact.',
+  [ErrorCodes.CheckpointDamaged]: 'Move the damaged checkpoint folder named here out of checkpoints/ and resume again: the run continues from the previous one.',
   [ErrorCodes.TrainingDiverged]: 'Lower train.learning_rate (or raise warmup_steps); with compute_dtype float16, use bfloat16 if the GPU has it. Resume continues from the last checkpoint.',
   [ErrorCodes.Busy]: 'The engine is busy with another job; wait for it to end or cancel it.',
 };
