@@ -75,6 +75,12 @@ def read_jsonl(path: str | Path, *, field: str = "data.train") -> List[Record]:
         except json.JSONDecodeError as exc:
             raise BadDataset(f"{path.name}:{number}:{exc.colno}: invalid JSON: {exc.msg}. Each line must be one "
                              "complete JSON object.", file=str(path), line=number) from None
+        except RecursionError:
+            raise BadDataset(f"{path.name}:{number}: JSON nested too deeply to read; a record is one flat-ish "
+                             "object of fields.", file=str(path), line=number) from None
+        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+            raise BadDataset(f"{path.name}:{number}: unreadable JSON value: {exc}.", file=str(path),
+                             line=number) from None
         if not isinstance(value, dict):
             raise BadDataset(f"{path.name}:{number}: expected a JSON object ({{\"field\": ...}}), got "
                              f"{type(value).__name__}.", file=str(path), line=number)
