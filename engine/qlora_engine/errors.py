@@ -104,7 +104,8 @@ class CheckpointDamaged(_Known):
 def out_of_memory(detail: str = "") -> EngineError:
     return OutOfMemory(
         "The GPU ran out of memory"
-        + (f" ({detail.splitlines()[0]})" if detail else "")
+        + (f" ({detail.splitlines()[0]}{detail[detail.index('; ran with'):] if '; ran with' in detail else ''})"
+           if detail else "")
         + ". Lower train.tokens_per_pass, train.micro_batch_size or max_length, set train.gradient_checkpointing: "
           "true, or use quantization: nf4 (train/plan estimates the peak before you start).")
 

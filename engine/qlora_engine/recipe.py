@@ -190,7 +190,7 @@ class Recipe:
             if status == "completed":
                 adapter = str(self.save())
         except torch.cuda.OutOfMemoryError as exc:
-            error = out_of_memory(str(exc))
+            error = out_of_memory(str(exc) + (f"; ran with {self._picks_text()}" if self.picks else ""))
         except EngineError as exc:
             error = exc
         except OSError as exc:

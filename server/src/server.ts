@@ -4,13 +4,15 @@
  * Custom requests (jobs, runs) are registered here too, next to the lint wiring, each delegating to its module.
  */
 import { CodeActionKind, createConnection, ProposedFeatures, TextDocumentSyncKind, type Connection, type InitializeParams } from 'vscode-languageserver/node';
-import { registerJobs } from './jobs';
+import { registerJobs, type JobsOptions } from './jobs';
 import { LineDocuments } from './lint/documents';
 import { codeActions, codeLenses, completion, hover, publishable } from './lint/lsp';
 import { LintService, uriToPath, type LintHost } from './lint/service';
 
 export interface ServerOptions {
   env?: NodeJS.ProcessEnv;
+  /** Tests: start a fake engine for the jobs instead of Python. */
+  launch?: JobsOptions['launch'];
   /** Replaces the engine's `train/plan` (tests); default: the job manager's engine, started lazily. */
   plan?: LintHost['plan'];
 }
@@ -25,7 +27,7 @@ export function startServer(connection: Connection, options: ServerOptions = {})
   // but nothing starts the Python engine (the lens, plan, train, summarize, eval).
   let trusted = true;
   // One engine per server: the jobs' engine also answers the config lens's memory estimate.
-  const jobs = registerJobs(connection, { env, trusted: () => trusted });
+  const jobs = registerJobs(connection, { env, launch: options.launch, trusted: () => trusted, onRunEnded: (configFile, end) => service.runEnded(configFile, end) });
   const plan: LintHost['plan'] = options.plan ?? ((config) => jobs.planResolved(config));
 
   const service = new LintService({

@@ -8,6 +8,7 @@ import type { TrainPlanResult } from '../../protocol/engine';
 import * as L from '../../protocol/lsp';
 import { RestrictedLensTitle } from '../../server/src/lint/service';
 import { loadTokenizer } from '../../server/src/tokenizer/load';
+import { launchFakeEngine } from '../support/helpers';
 import { fixtures, LspClient, repo, testEnv, text } from './harness';
 
 const clients: LspClient[] = [];
@@ -208,6 +209,33 @@ describe('Restricted Mode (untrusted workspace)', () => {
     assert.equal(trained.problem?.code, L.JobErrorCodes.Untrusted);
     assert.deepEqual(fs.readdirSync(runsDir), [], 'nothing written');
     assert.equal(asked.length, 0);
+  });
+});
+
+describe('a failed run shows on its config', () => {
+  test('diverged: an error on train.learning_rate with a quick fix; gone once the config changes', async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-run-failed-'));
+    for (const f of ['train.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples', 'dialogsum', f), path.join(folder, f));
+    const file = path.join(folder, 'finetune.yaml');
+    fs.writeFileSync(file, 'model: diverge\nquantization: none\ndata: { train: train.jsonl }\ntemplate: summarize.prompt.yaml\ntrain:\n  max_steps: 3\n  learning_rate: 0.02\n');
+    const client = await LspClient.start(folder, { env: testEnv(), launch: launchFakeEngine() });
+    clients.push(client);
+    const uri = await client.open(file);
+    const before = await client.diagnostics(uri);
+    assert.ok(!before.some((d) => d.code === 'run/failed'));
+    const from = client.published.length;
+    const started = (await client.connection.sendRequest(L.TrainStart, { configPath: file, runsDir: path.join(folder, 'runs'), resumeRunDir: null })) as L.TrainStartResult;
+    assert.equal(started.problem, null);
+    await client.waitFor(() => client.published.slice(from).some((p) => p.uri === uri && p.diagnostics.some((d) => d.code === 'run/failed')));
+    const failed = client.published.filter((p) => p.uri === uri).at(-1)!.diagnostics.find((d) => d.code === 'run/failed')!;
+    assert.equal(failed.severity, 1);
+    assert.deepEqual(failed.range.start, { line: 6, character: 17 }, 'on the value of train.learning_rate');
+    assert.match(text(failed), /^run .+ failed \(train\.learning_rate\): training diverged at step 1/);
+    const actions = await client.codeActions(uri, failed.range, [failed]);
+    assert.deepEqual(actions.map((a) => a.title), ['Halve train.learning_rate (0.02 → 0.01)']);
+    const version = await client.change(uri, [{ range: failed.range, text: '0.01' }]);
+    assert.ok(!(await client.diagnostics(uri, { version })).some((d) => d.code === 'run/failed'), 'cleared by the edit');
+    await client.connection.sendRequest('shutdown'); // stops the server's (fake) engine process
   });
 });
 

@@ -69,7 +69,7 @@ export class LspClient {
   static async start(root: string, options: ServerOptions & { trusted?: boolean } = {}): Promise<LspClient> {
     const toServer = new PassThrough();
     const toClient = new PassThrough();
-    const service = startServer(createConnection(toServer, toClient), { env: options.env ?? testEnv(), plan: options.plan });
+    const service = startServer(createConnection(toServer, toClient), { env: options.env ?? testEnv(), plan: options.plan, launch: options.launch });
     const init = options.trusted === undefined ? undefined : { trusted: options.trusted };
     return LspClient.attach(createProtocolConnection(toClient, toServer), service, root, init);
   }

@@ -25,6 +25,8 @@ export interface JobsOptions {
   pythonSetting?: () => Promise<string>;
   /** The workspace's trust; untrusted: every job that needs the engine answers Untrusted (default: trusted). */
   trusted?: () => boolean;
+  /** Every training run's end, with the config file it trained (the linter shows failures on the config). */
+  onRunEnded?: (configFile: string, end: L.TrainDidEndParams) => void;
 }
 
 type Sender = Pick<Connection, 'sendNotification'>;
@@ -58,7 +60,7 @@ export class JobManager {
       launch: options.launch,
       trusted: options.trusted,
     });
-    this.training = new TrainJobs(notify);
+    this.training = new TrainJobs(notify, options.onRunEnded);
   }
 
   async envCheck(params: L.EnvCheckParams): Promise<L.EnvCheckResult> {

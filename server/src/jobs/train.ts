@@ -58,7 +58,10 @@ export function prepareTrain(params: L.TrainStartParams): Prepared {
 export class TrainJobs {
   private readonly runs = new Map<string, ActiveRun>();
 
-  constructor(private readonly notify: Notify) {}
+  constructor(
+    private readonly notify: Notify,
+    private readonly onEnded?: (configFile: string, end: L.TrainDidEndParams) => void,
+  ) {}
 
   get active(): L.ActiveJob[] {
     return [...this.runs.values()].map((r) => r.job);
@@ -149,6 +152,7 @@ export class TrainJobs {
     this.drop(runDir);
     await run.tee.close();
     this.notify(L.TrainDidEnd, { ...end, checkpointPath: end.checkpointPath ?? newestCheckpoint(runDir)?.path ?? null });
+    this.onEnded?.(run.job.configPath, end);
   }
 
   private drop(runDir: string): void {

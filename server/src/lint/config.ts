@@ -14,13 +14,24 @@ import { cuda } from './config-rules/cuda';
 import { evaluation } from './config-rules/evaluation';
 import { ranges } from './config-rules/ranges';
 import { targetModules } from './config-rules/target-modules';
+import { runFailureDiagnostic } from './run-failure';
 import type { ConfigLintInput, ConfigRule } from './config-rules/types';
 import { LineIndex, span, type LintDiagnostic, type Span } from './types';
 
 export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda, evaluation];
 
+/** The last run of this config failed: where its cause is fixed (server/src/lint/run-failure.ts). */
+export interface RunFailure {
+  runId: string;
+  code: number;
+  message: string;
+  /** Dotted config field the engine named (train.learning_rate), if any. */
+  field?: string | null;
+}
+
 export interface ConfigLintOptions {
   env?: NodeJS.ProcessEnv;
+  runFailure?: RunFailure | null;
   /** Known CUDA availability (the engine's environment report); detected from the machine otherwise. */
   cuda?: { available: boolean; how: string } | null;
   log: (message: string) => void;
@@ -67,6 +78,7 @@ export function lintConfig(text: string, file: string, options: ConfigLintOption
       diagnostics.push({ range: span(0, 0, 0), severity: 'error', code: 'lint/internal', message: `internal error in lint rule ${rule.id}: ${(error as Error).message} (see the log)` });
     }
   }
+  if (options.runFailure) diagnostics.push(runFailureDiagnostic(options.runFailure, doc, rangeOf));
   diagnostics.sort((a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character);
   return { diagnostics, config: loaded.config };
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResolvedConfig } from '../../../protocol/config';
 import type { TrainPlanResult } from '../../../protocol/engine';
-import { lintConfig, type ConfigLintOptions } from './config';
+import { lintConfig, type ConfigLintOptions, type RunFailure } from './config';
 import type { Lines } from './documents';
 import { datasetContext } from './dataset';
 import { standaloneContext, type DatasetContext } from './jsonl/context';
@@ -86,6 +86,8 @@ export function kindOf(file: string, text: string | null): DocKind {
 export class LintService {
   private readonly docs = new Map<string, DocState>();
   private readonly open = new Map<string, OpenDocument>();
+  /** The last failed run of each config file (cleared by an edit of it or a completed run). */
+  private readonly runFailures = new Map<string, RunFailure>();
   private readonly index: ConfigIndex;
   /** Bumped when a config or template changes: every dataset context built before is stale. */
   private epoch = 0;
@@ -128,10 +130,19 @@ export class LintService {
     }
   }
 
+  /** A training run of `configFile` ended: a failure shows on the config until it changes or a run completes. */
+  runEnded(configFile: string, outcome: { runId: string; status: string; error: { code: number; message: string; field?: string | null } | null }): void {
+    if (outcome.status === 'failed' && outcome.error) this.runFailures.set(configFile, { runId: outcome.runId, ...outcome.error });
+    else if (outcome.status === 'completed') this.runFailures.delete(configFile);
+    else return;
+    for (const state of this.docs.values()) if (state.kind === 'config' && state.file === configFile) this.schedule(state);
+  }
+
   changed(doc: OpenDocument): void {
     this.open.set(doc.uri, doc);
     const state = this.docs.get(doc.uri);
     if (!state) return this.opened(doc);
+    if (state.kind === 'config' && state.file) this.runFailures.delete(state.file); // the user is fixing it
     if (state.kind === 'config' && state.file) this.index.update(state.file, doc.getText());
     if (state.kind === 'other' && state.file && kindOf(state.file, doc.getText()) === 'config') state.kind = 'config';
     this.schedule(state);
@@ -230,7 +241,8 @@ export class LintService {
       if (state.gen !== gen) return;
       diagnostics = lintTemplate(doc.getText(), state.file ?? state.uri, { fields, eosToken, log: (m) => this.host.log(m) });
     } else {
-      const result = lintConfig(doc.getText(), state.file ?? state.uri, { env: this.host.env, cuda: this.host.cuda?.() ?? null, log: (m) => this.host.log(m) });
+      const runFailure = state.file ? (this.runFailures.get(state.file) ?? null) : null;
+      const result = lintConfig(doc.getText(), state.file ?? state.uri, { env: this.host.env, cuda: this.host.cuda?.() ?? null, log: (m) => this.host.log(m), runFailure });
       state.config = result.config;
       diagnostics = result.diagnostics;
     }
