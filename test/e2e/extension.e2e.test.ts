@@ -380,6 +380,7 @@ describe('QLoRA Studio in Restricted Mode (untrusted folder)', { timeout: 10 * 6
   before(async () => {
     const { tools, vsix } = prepare();
     workspace = makeWorkspace();
+    plantHostileFiles(workspace);
     session = await launch(tools, vsix, workspace, { ...baseSettings, 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'always' }, { workspaceTrust: true });
   });
 
@@ -405,4 +406,48 @@ describe('QLoRA Studio in Restricted Mode (untrusted folder)', { timeout: 10 * 6
     await screenshot(page, '7-restricted-mode');
     assert.equal(fs.existsSync(path.join(workspace, 'runs')), false, 'nothing was started');
   });
+
+  test('a hostile config (trust_remote_code, model code, a yaml.py at the root) starts no Python', async () => {
+    const page = session.page;
+    const before = new Set(engineProcesses()); // an engine of the trusted session above may still be exiting
+    await openFile(page, 'hostile.yaml');
+    const lens = page.locator('.contentWidgets .codelens-decoration, .codelens-decoration', { hasText: 'Memory estimate' }).first();
+    await lens.waitFor({ timeout: 90_000 });
+    await waitFor('the Restricted Mode lens', async () => /trust this workspace/.test((await lens.textContent()) ?? ''), 60_000);
+    await page.waitForTimeout(3000); // time for anything that would start to start
+    assert.deepEqual(engineProcesses().filter((pid) => !before.has(pid)), [], 'an engine process started in Restricted Mode');
+    for (const marker of ['MARKER-yaml', 'MARKER-model-code']) assert.equal(fs.existsSync(path.join(workspace, marker)), false, `${marker} appeared`);
+    await screenshot(page, '7b-restricted-lens');
+  });
 });
+
+/** A config that would run code if anything started Python here: trust_remote_code, a model folder whose
+ * auto_map points at its own Python, and a yaml.py at the workspace root (the CWD of a careless engine start). */
+function plantHostileFiles(ws: string): void {
+  const marker = (name: string): string => `open(${JSON.stringify(path.join(ws, name))}, "w").write("ran")\n`;
+  fs.writeFileSync(path.join(ws, 'yaml.py'), marker('MARKER-yaml'));
+  const model = path.join(ws, 'hostile-model');
+  fs.mkdirSync(model);
+  const config = JSON.parse(fs.readFileSync(path.join(root, 'samples', 'models', 'phi-2', 'config.json'), 'utf8')) as Record<string, unknown>;
+  config.auto_map = { AutoConfig: 'modeling_evil.EvilConfig', AutoModelForCausalLM: 'modeling_evil.EvilModel' };
+  fs.writeFileSync(path.join(model, 'config.json'), JSON.stringify(config));
+  fs.writeFileSync(path.join(model, 'modeling_evil.py'), marker('MARKER-model-code'));
+  fs.writeFileSync(
+    path.join(ws, 'hostile.yaml'),
+    'model: ./hostile-model\ntrust_remote_code: true\nquantization: none\ndata: { train: dialogsum/train.jsonl }\ntemplate: dialogsum/summarize.prompt.yaml\n',
+  );
+}
+
+/** Pids of running engine processes (`python -m qlora_engine`), from /proc. */
+function engineProcesses(): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes('qlora_engine')) out.push(Number(entry));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}

@@ -293,7 +293,7 @@ describe('cli against the real engine', () => {
     }
   });
 
-  engineIt('the engine imports nothing from the folder the CLI runs in (yaml.py, datasets/, tokenizers.py)', async () => {
+  engineIt('plan and train import nothing from the folder the CLI runs in (yaml.py, datasets/, tokenizers.py)', async () => {
     const hostile = path.join(dir, 'hostile');
     const plant = (module: string, file: string): void => {
       fs.mkdirSync(path.dirname(path.join(hostile, file)), { recursive: true });
@@ -307,7 +307,10 @@ describe('cli against the real engine', () => {
     const r = await qlora(['plan', config, '--json'], undefined, hostile);
     assert.equal(r.code, 0, explain(r));
     assert.ok((JSON.parse(r.stdout) as TrainPlanResult).baseParameters > 0);
-    assert.deepEqual(fs.readdirSync(hostile).filter((f) => f.startsWith('MARKER-')), [], 'a planted module ran');
+    assert.deepEqual(fs.readdirSync(hostile).filter((f) => f.startsWith('MARKER-')), [], 'a planted module ran (plan)');
+    const trained = await qlora(['train', config, '--max-steps', '1', '--json', '--runs-dir', path.join(dir, 'runs-hostile')], undefined, hostile);
+    assert.equal(trained.events.at(-1)?.status, 'completed', explain(trained));
+    assert.deepEqual(fs.readdirSync(hostile).filter((f) => f.startsWith('MARKER-')), [], 'a planted module ran (train)');
   });
 
   engineIt('plan --json estimates tiny.yaml; plan prints the table', async () => {
