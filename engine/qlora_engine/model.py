@@ -221,10 +221,14 @@ def add_lora(model: Any, config: Config, *, checkpointing: bool) -> Any:
     return get_peft_model(model, lora)
 
 
+def base_model(model: Any) -> Any:
+    """The transformers model inside a PeftModel (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def decoder_layers(model: Any) -> List[torch.nn.Module]:
     """The repeated transformer blocks of a (PEFT-wrapped) causal LM."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layers = getattr(base.get_decoder(), "layers", None)
+    layers = getattr(base_model(model).get_decoder(), "layers", None)
     if not isinstance(layers, torch.nn.ModuleList):
         raise BadConfig("train.compile: this architecture's decoder has no `layers` list to compile.",
                         field="train.compile")

@@ -11,7 +11,7 @@ model before training (packed logits must equal each record's own logits) and re
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Callable, List, Tuple
 
 import torch
 
@@ -49,6 +49,19 @@ def mask_dtype(model: Any) -> torch.dtype:
     return model.get_input_embeddings().weight.dtype
 
 
+def isolation_error(packed: torch.Tensor, leaky: torch.Tensor, records: List[List[int]],
+                    alone: Callable[[List[int]], torch.Tensor]) -> Tuple[float, float]:
+    """(worst, leak): how far the packed row's outputs are from each record run alone, and how far outputs of the
+    same row with records seeing each other are. Packing is exact when worst is a small fraction of leak."""
+    start, worst, leak = 0, 0.0, 0.0
+    for ids in records:
+        own = alone(ids)
+        worst = max(worst, (packed[start:start + len(ids)] - own).abs().max().item())
+        leak = max(leak, (leaky[start:start + len(ids)] - own).abs().max().item())
+        start += len(ids)
+    return worst, leak
+
+
 @torch.no_grad()
 def verify_packing(model: Any, vocab_size: int, device: torch.device) -> None:
     """Pack two short random records and compare with running each alone; raise BadConfig if they differ."""
@@ -69,12 +82,9 @@ def verify_packing(model: Any, vocab_size: int, device: torch.device) -> None:
         packed = model(**inputs).logits[0].float()
         # The same row with a plain causal mask: what a silently ignored mask would give (records see each other).
         leaky = model(input_ids=inputs["input_ids"][:1]).logits[0].float()
-        start, worst, leak = 0, 0.0, 0.0
-        for record in records:
-            alone = model(input_ids=torch.tensor([record.input_ids], device=device)).logits[0].float()
-            worst = max(worst, (packed[start:start + len(record)] - alone).abs().max().item())
-            leak = max(leak, (leaky[start:start + len(record)] - alone).abs().max().item())
-            start += len(record)
+        worst, leak = isolation_error(
+            packed, leaky, [r.input_ids for r in records],
+            lambda ids: model(input_ids=torch.tensor([ids], device=device)).logits[0].float())
     finally:
         model.train(was_training)
     # Judge the error against what leaking would cost, not an absolute bound: 4-bit kernels with half-precision

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .data import IGNORE, Sequence
+from .model import base_model
+from .packing import isolation_error
 from . import varlen
 
 
@@ -106,7 +108,7 @@ def step_targets(passes: Seq[Pass]) -> int:
 
 def decoder_and_head(model: Any) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """The transformer body (embeddings .. final norm) and lm_head of a (PEFT-wrapped) causal LM."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return base.get_decoder(), base.get_output_embeddings()
 
 
@@ -162,13 +164,9 @@ def verify_passes(model: Any, vocab_size: int, device: torch.device) -> None:
                              cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch.max_len,
                              max_length_k=batch.max_len).last_hidden_state[0].float()
         leaky = decoder(input_ids=batch.input_ids, use_cache=False).last_hidden_state[0].float()
-        start, worst, leak = 0, 0.0, 0.0
-        for record in records:
-            alone = decoder(input_ids=torch.tensor([record], device=device),
-                            use_cache=False).last_hidden_state[0].float()
-            worst = max(worst, (packed[start:start + len(record)] - alone).abs().max().item())
-            leak = max(leak, (leaky[start:start + len(record)] - alone).abs().max().item())
-            start += len(record)
+        worst, leak = isolation_error(
+            packed, leaky, records,
+            lambda ids: decoder(input_ids=torch.tensor([ids], device=device), use_cache=False).last_hidden_state[0].float())
     finally:
         model.train(was_training)
     if not worst <= 0.1 * leak:

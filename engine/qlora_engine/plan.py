@@ -214,14 +214,18 @@ def pick(config: Config, free: Optional[float], model: Optional[Model] = None) -
             reasons.append("no GPU: checkpointing off")
         tokens = need
     else:
-        model = model or Model(config)
         if checkpointing == "auto":
+            model = model or Model(config)
             without = model.fit(free, False)
             checkpointing = without < need
             reasons.append(f"checkpointing {'on' if checkpointing else 'off'}: a pass of {need:,} tokens "
                            f"{'does not fit' if checkpointing else 'fits'} without it ({without:,} do)")
-        fits = model.fit(free, bool(checkpointing))
-        tokens = need if isinstance(train.tokens_per_pass, int) else max(length, min(need, fits))
+        fitted = not isinstance(train.tokens_per_pass, int) if batching else train.micro_batch_size == "auto"
+        if not fitted:
+            tokens = need  # given, or a micro-batch of given rows (below): nothing to fit
+        else:
+            model = model or Model(config)
+            tokens = max(length, min(need, model.fit(free, bool(checkpointing))))
     rows = train.micro_batch_size
     if rows == "auto":
         rows = 1 if free is None else max(1, tokens // length)

@@ -383,11 +383,11 @@ class Recipe:
     def _check_finite(self) -> None:
         """End the run (TrainingDiverged) once train.max_nonfinite_steps steps in a row had a non-finite loss or
         gradient norm. Each was skipped, so the adapter and the checkpoints hold the last good weights."""
-        limit = self._config().train.max_nonfinite_steps
+        config = self._config()
+        limit = config.train.max_nonfinite_steps
         worst = int(self._worst_streak)
         if worst < limit:
             return
-        config = self._config()
         if compute_dtype(config) == torch.float16:
             cause, field = ("float16 overflow (compute_dtype float16): use bfloat16 if the GPU supports it, or a "
                             "lower train.learning_rate"), "compute_dtype"

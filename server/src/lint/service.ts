@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResolvedConfig } from '../../../protocol/config';
-import type { TrainPlanResult } from '../../../protocol/engine';
+import type { TrainDidEndParams, TrainPlanResult } from '../../../protocol/engine';
 import { lintConfig, type ConfigLintOptions, type RunFailure } from './config';
 import type { Lines } from './documents';
 import { datasetContext } from './dataset';
@@ -131,7 +131,7 @@ export class LintService {
   }
 
   /** A training run of `configFile` ended: a failure shows on the config until it changes or a run completes. */
-  runEnded(configFile: string, outcome: { runId: string; status: string; error: { code: number; message: string; field?: string | null } | null }): void {
+  runEnded(configFile: string, outcome: Pick<TrainDidEndParams, 'runId' | 'status' | 'error'>): void {
     if (outcome.status === 'failed' && outcome.error) this.runFailures.set(configFile, { runId: outcome.runId, ...outcome.error });
     else if (outcome.status === 'completed') this.runFailures.delete(configFile);
     else return;
