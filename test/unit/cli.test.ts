@@ -344,7 +344,7 @@ describe('cli env / plan / runs (fake engine)', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
     const pid = lines.findIndex((l) => /^ {2}pid /.test(l));
-    const weights = lines.findIndex((l) => /^ {2}weights +1\.00 KiB {2}ünïcödé 🚀$/.test(l));
+    const weights = lines.findIndex((l) => /^ {2}weights +2 B {2}ünïcödé 🚀$/.test(l));
     assert.ok(pid > 0 && weights > pid, r.stdout);
     // The config leaves gradient_checkpointing at "auto"; the (fake) engine picked it off.
     assert.match(r.stdout, /peak, gradient checkpointing on +2\.00 KiB/);
