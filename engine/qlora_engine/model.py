@@ -68,6 +68,10 @@ def load_auto_config(config: Config, source: str) -> Any:
         return AutoConfig.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not config.trust_remote_code and ("custom code" in first or "trust_remote_code" in first):
+            raise ModelNotFound(
+                f"model {config.model!r} loads only with its own Python code (auto_map in its config.json); set "
+                "trust_remote_code: true only if you trust where the model comes from", field="trust_remote_code") from None
         raise ModelNotFound(f"cannot load the config of model {config.model!r}: {first}", field="model") from None
 
 

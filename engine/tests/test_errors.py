@@ -50,6 +50,17 @@ def case_folder_without_config(ws):
                                                                            "message_has": ["config.json"]}
 
 
+def case_model_needing_its_own_code(ws):
+    # A model whose class exists only in its own Python: refused by name, and its code never runs.
+    model = ws.root / "code-only"
+    model.mkdir()
+    marker = ws.root / "MARKER"
+    (model / "config.json").write_text('{"model_type": "evil-arch", "auto_map": {"AutoConfig": "evil.EvilConfig"}}')
+    (model / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    return ws.config(model=str(model)), "ModelNotFound", {"field": "trust_remote_code", "message_has": ["own Python code"],
+                                                          "absent": marker}
+
+
 def case_hub_id_not_cached(ws):
     return (ws.config(model="someone/not-downloaded-model"), "ModelNotFound",
             {"field": "model", "message_has": ["HF_HUB_OFFLINE=1", "not in the local"]})
@@ -74,7 +85,7 @@ def case_all_records_too_long(ws):
 
 CASES = [case_missing_data_file, case_malformed_jsonl_line, case_unknown_template_variable,
          case_field_missing_in_one_record, case_wrong_target_module, case_nonexistent_model_folder,
-         case_folder_without_config, case_hub_id_not_cached, case_4bit_on_cpu, case_paged_optimizer_on_cpu,
+         case_folder_without_config, case_model_needing_its_own_code, case_hub_id_not_cached, case_4bit_on_cpu, case_paged_optimizer_on_cpu,
          case_bad_config_value, case_all_records_too_long]
 
 
@@ -94,6 +105,8 @@ def test_bad_input(ws, case):
             if key == "message_has":
                 for text in value:
                     assert text in err.message, err.message
+            elif key == "absent":
+                assert not value.exists(), f"{value} was written"
             else:
                 assert data.get(key) == value, (key, data)
         assert not run_dir.exists()

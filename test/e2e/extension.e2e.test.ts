@@ -381,7 +381,8 @@ describe('QLoRA Studio in Restricted Mode (untrusted folder)', { timeout: 10 * 6
     const { tools, vsix } = prepare();
     workspace = makeWorkspace();
     plantHostileFiles(workspace);
-    session = await launch(tools, vsix, workspace, { ...baseSettings, 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'always' }, { workspaceTrust: true });
+    // The engine's Python is a user setting (honoured once the folder is trusted; ignored before).
+    session = await launch(tools, vsix, workspace, { ...baseSettings, 'qloraStudio.pythonPath': enginePython(), 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'always' }, { workspaceTrust: true });
   });
 
   after(async () => {
@@ -418,6 +419,26 @@ describe('QLoRA Studio in Restricted Mode (untrusted folder)', { timeout: 10 * 6
     assert.deepEqual(engineProcesses().filter((pid) => !before.has(pid)), [], 'an engine process started in Restricted Mode');
     for (const marker of ['MARKER-yaml', 'MARKER-model-code']) assert.equal(fs.existsSync(path.join(workspace, marker)), false, `${marker} appeared`);
     await screenshot(page, '7b-restricted-lens');
+  });
+
+  test('once the folder is trusted the engine starts, and still neither yaml.py nor the model\'s code runs', async () => {
+    const page = session.page;
+    const before = new Set(engineProcesses());
+    await runCommand(page, 'Workspaces: Manage Workspace Trust');
+    const trust = page.locator('.workspace-trust-editor .monaco-button', { hasText: /^Trust$/ }).first();
+    await trust.waitFor({ timeout: 30_000 });
+    await trust.click();
+    await waitFor('Restricted Mode to end', async () => (await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).count()) === 0, 30_000);
+    await runCommand(page, 'View: Close All Editors');
+    await openFile(page, 'hostile.yaml');
+    // The lens asks the engine with trust_remote_code off (opening a file is not consent): phi's own class is used.
+    const lens = page.locator('.contentWidgets .codelens-decoration, .codelens-decoration', { hasText: 'Memory estimate' }).first();
+    await waitFor('a computed memory estimate', async () => /Memory estimate: [\d.]+ GiB peak/.test((await lens.textContent()) ?? ''), 180_000).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}; the lens reads: ${await lens.textContent()}`);
+    });
+    assert.ok(engineProcesses().some((pid) => !before.has(pid)), 'the engine started once trusted');
+    for (const marker of ['MARKER-yaml', 'MARKER-model-code']) assert.equal(fs.existsSync(path.join(workspace, marker)), false, `${marker} appeared`);
+    await screenshot(page, '7c-trusted-lens');
   });
 });
 

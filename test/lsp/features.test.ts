@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { TrainPlanResult } from '../../protocol/engine';
 import * as L from '../../protocol/lsp';
-import { RestrictedLensTitle } from '../../server/src/lint/service';
+import { RemoteCodeLensTitle, RestrictedLensTitle } from '../../server/src/lint/service';
 import { loadTokenizer } from '../../server/src/tokenizer/load';
 import { launchFakeEngine } from '../support/helpers';
 import { fixtures, LspClient, repo, testEnv, text } from './harness';
@@ -209,6 +209,42 @@ describe('Restricted Mode (untrusted workspace)', () => {
     assert.equal(trained.problem?.code, L.JobErrorCodes.Untrusted);
     assert.deepEqual(fs.readdirSync(runsDir), [], 'nothing written');
     assert.equal(asked.length, 0);
+  });
+});
+
+describe('the lens never runs a model\'s own code (trusted workspace, real engine)', () => {
+  test('trust_remote_code: true — a known architecture is estimated without its code; an unknown one is not computed', async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-remote-code-'));
+    for (const f of ['train.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples', 'dialogsum', f), path.join(folder, f));
+    const phi = JSON.parse(fs.readFileSync(path.join(repo, 'samples', 'models', 'phi-2', 'config.json'), 'utf8')) as Record<string, unknown>;
+    const marker = (name: string): string => `open(${JSON.stringify(path.join(folder, name))}, "w").write("ran")\n`;
+    const plant = (model: string, config: Record<string, unknown>): string => {
+      fs.mkdirSync(path.join(folder, model));
+      fs.writeFileSync(path.join(folder, model, 'config.json'), JSON.stringify({ ...config, auto_map: { AutoConfig: 'modeling_evil.EvilConfig', AutoModelForCausalLM: 'modeling_evil.EvilModel' } }));
+      fs.writeFileSync(path.join(folder, model, 'modeling_evil.py'), marker(`MARKER-${model}`));
+      const file = path.join(folder, `${model}.yaml`);
+      fs.writeFileSync(file, `model: ./${model}\ntrust_remote_code: true\nquantization: none\ndata: { train: train.jsonl }\ntemplate: summarize.prompt.yaml\n`);
+      return file;
+    };
+    const known = plant('phi-with-code', phi); // model_type phi: transformers has the class itself
+    const unknown = plant('code-only', { ...phi, model_type: 'evil-arch' });
+    const client = await LspClient.start(folder, { env: testEnv(), trusted: true });
+    clients.push(client);
+    const lensOf = async (file: string): Promise<string> => {
+      const refreshes = client.lensRefreshes;
+      const uri = await client.open(file);
+      await client.diagnostics(uri);
+      assert.equal((await client.codeLens(uri))![0]!.command!.title, 'Memory estimate: computing…');
+      await client.waitFor(() => client.lensRefreshes > refreshes, 120_000);
+      return (await client.codeLens(uri))![0]!.command!.title;
+    };
+    try {
+      assert.match(await lensOf(known), /^Memory estimate: [\d.]+ GiB peak/);
+      assert.equal(await lensOf(unknown), RemoteCodeLensTitle);
+      assert.deepEqual(fs.readdirSync(folder).filter((f) => f.startsWith('MARKER-')), [], 'a model\'s code ran');
+    } finally {
+      await client.connection.sendRequest('shutdown'); // stops the server's engine process
+    }
   });
 });
 

@@ -20,6 +20,8 @@ import type { LineFacts } from './rule';
 import { span, type LintDiagnostic } from './types';
 import { ConfigIndex, isConfigFileName, isTemplateFileName } from './workspace';
 
+/** A model that only loads with its own code: the lens never runs it (see planTitle). */
+export const RemoteCodeLensTitle = 'Memory estimate: not computed here, the model needs its own code (trust_remote_code); `qlora-studio plan` or Fine-tune computes it';
 export const RestrictedLensTitle = 'Memory estimate: trust this workspace to compute it (Restricted Mode starts no Python)';
 
 export interface LintHost {
@@ -298,9 +300,12 @@ export class LintService {
       let title: string;
       try {
         const { planLensTitle } = await import('./lens');
-        title = planLensTitle(await plan(config));
+        // Opening a file is not consent to run a model's own Python: the lens asks with trust_remote_code off,
+        // even in a trusted workspace. Only an explicit command (train, plan, eval) honours the config's value.
+        title = planLensTitle(await plan({ ...config, trust_remote_code: false }));
       } catch (error) {
-        title = `Memory estimate unavailable: ${(error as Error).message.split('\n')[0]}`;
+        const first = (error as Error).message.split('\n')[0]!;
+        title = config.trust_remote_code && /trust_remote_code/.test(first) ? RemoteCodeLensTitle : `Memory estimate unavailable: ${first}`;
       }
       if (state.plan?.key === key) {
         state.plan.title = title;
