@@ -114,6 +114,41 @@ export interface TrainPicks {
   reason: string;
 }
 
+// ---------------------------------------------------------------- models
+
+/** Converts a GGUF file into a transformers model folder (safetensors, config, tokenizer, chat template). */
+export const ModelImport = 'model/import';
+export interface ModelImportParams {
+  /** Absolute path of the .gguf file. */
+  source: string;
+  /** Absolute path of the folder to write (absent, empty, or an earlier import, which is replaced). */
+  out: string;
+}
+export interface ModelImportResult {
+  source: string;
+  sha256: string;
+  /** GGUF general.architecture (llama, phi3, ...) and the transformers model_type it became. */
+  architecture: string;
+  modelType: string;
+  /** GGML tensor types found (Q4_1, F32, ...). */
+  tensorTypes: string[];
+  parameters: number;
+  dtype: string;
+  /** Every file written, with its size in bytes. */
+  files: Record<string, number>;
+  /** True when `out` already held an intact import of the same file (nothing was written). */
+  skipped: boolean;
+}
+
+/** Engine → server, during model/import. */
+export const ModelDidProgress = 'model/didProgress';
+export interface ModelDidProgressParams {
+  /** checksum, reading, tokenizer, dequantizing N tensors, saving, done */
+  stage: string;
+  /** 0..1 within the stage, when known. */
+  fraction: number | null;
+}
+
 // ---------------------------------------------------------------- generation
 
 export const Generate = 'generate';
@@ -238,6 +273,8 @@ export const ErrorCodes = {
   WriteFailed: -32012,
   /** The checkpoint to resume from is damaged (truncated or corrupt file); the message names it and the previous one. */
   CheckpointDamaged: -32013,
+  /** A model file that cannot be imported: truncated or corrupt, or an unsupported architecture or quantization. */
+  BadModelFile: -32014,
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -250,6 +287,7 @@ export const BadInputCodes: readonly number[] = [
   ErrorCodes.CudaUnavailable,
   ErrorCodes.BitsAndBytesMissing,
   ErrorCodes.CheckpointNotFound,
+  ErrorCodes.BadModelFile,
 ];
 
 /** `error.data` of a known failure: where the problem is. */
@@ -270,10 +308,12 @@ export const EngineMethods = [
   TrainStart,
   TrainCancel,
   TrainPlan,
+  ModelImport,
   Generate,
   TrainDidStage,
   TrainDidProgress,
   TrainDidEval,
   TrainDidCheckpoint,
   TrainDidEnd,
+  ModelDidProgress,
 ] as const;

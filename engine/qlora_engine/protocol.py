@@ -15,6 +15,9 @@ TRAIN_START = "train/start"
 TRAIN_CANCEL = "train/cancel"
 TRAIN_PLAN = "train/plan"
 
+# models
+MODEL_IMPORT = "model/import"
+
 # generation
 GENERATE = "generate"
 
@@ -24,6 +27,7 @@ TRAIN_DID_PROGRESS = "train/didProgress"
 TRAIN_DID_EVAL = "train/didEval"
 TRAIN_DID_CHECKPOINT = "train/didCheckpoint"
 TRAIN_DID_END = "train/didEnd"
+MODEL_DID_PROGRESS = "model/didProgress"
 
 ENGINE_METHODS = (
     INITIALIZE,
@@ -31,12 +35,14 @@ ENGINE_METHODS = (
     TRAIN_START,
     TRAIN_CANCEL,
     TRAIN_PLAN,
+    MODEL_IMPORT,
     GENERATE,
     TRAIN_DID_STAGE,
     TRAIN_DID_PROGRESS,
     TRAIN_DID_EVAL,
     TRAIN_DID_CHECKPOINT,
     TRAIN_DID_END,
+    MODEL_DID_PROGRESS,
 )
 
 # Not part of engine.ts: LSP's lifecycle notification, accepted so a client may follow `shutdown` with it.
@@ -61,6 +67,7 @@ ERROR_CODES = {
     "TrainingDiverged": -32011,
     "WriteFailed": -32012,
     "CheckpointDamaged": -32013,
+    "BadModelFile": -32014,
 }
 
 # Codes meaning "the user's input is wrong" (the CLI exits 2 for these).
@@ -72,6 +79,7 @@ BAD_INPUT_CODES = (
     ERROR_CODES["CudaUnavailable"],
     ERROR_CODES["BitsAndBytesMissing"],
     ERROR_CODES["CheckpointNotFound"],
+    ERROR_CODES["BadModelFile"],
 )
 
 # Training stages (TrainDidStageParams.stage) and run statuses (RunStatus; run.json adds "running").

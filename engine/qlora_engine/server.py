@@ -72,7 +72,8 @@ class EngineServer:
     @property
     def handlers(self) -> Dict[str, Callable[[Any], Any]]:
         return {P.INITIALIZE: self.initialize, P.SHUTDOWN: self.shutdown, P.TRAIN_START: self.train_start,
-                P.TRAIN_CANCEL: self.train_cancel, P.TRAIN_PLAN: self.train_plan, P.GENERATE: self.generate}
+                P.TRAIN_CANCEL: self.train_cancel, P.TRAIN_PLAN: self.train_plan, P.MODEL_IMPORT: self.model_import,
+                P.GENERATE: self.generate}
 
     def serve(self) -> None:
         self.conn.serve(self.handlers, {P.EXIT: self._exit}, lambda: self._stop)
@@ -147,6 +148,24 @@ class EngineServer:
     def train_plan(self, params: Any) -> Dict[str, Any]:
         from .plan import estimate
         return estimate(_require(params, "config", dict))
+
+    # ------------------------------------------------------------------ models
+    def model_import(self, params: Any) -> Dict[str, Any]:
+        from .gguf_import import import_gguf
+        source, out = Path(_require(params, "source", str)), Path(_require(params, "out", str))
+        for name, path in (("source", source), ("out", out)):
+            if not path.is_absolute():
+                raise InvalidParams(f"{name} must be an absolute path, got {str(path)!r}", field=name)
+        last = {"stage": "", "fraction": -1.0}
+
+        def progress(stage: str, fraction: Optional[float]) -> None:
+            # At most ~100 notifications per stage: a 10 GB checksum must not flood the channel.
+            if stage == last["stage"] and fraction is not None and fraction - last["fraction"] < 0.01 and fraction < 1:
+                return
+            last.update(stage=stage, fraction=-1.0 if fraction is None else fraction)
+            self.conn.notify(P.MODEL_DID_PROGRESS, {"stage": stage, "fraction": fraction})
+
+        return import_gguf(source, out, progress)
 
     # ------------------------------------------------------------------ generation
     def generate(self, params: Any) -> Dict[str, Any]:

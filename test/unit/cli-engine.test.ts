@@ -8,7 +8,7 @@
  * everything else runs the same `runCli` in-process against ONE shared engine process, as the extension would.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -187,6 +187,40 @@ describe('cli against the real engine', () => {
     assert.match(r.stderr, /^\S*finetune\.yaml:\d+:18 train\.learning_rate: must be > 0 \(got -0\.001\)$/m);
     assert.equal(r.events[0]!.event, 'error');
     assert.equal(fs.existsSync(runsDir), false);
+  });
+
+  engineIt('import: a GGUF file becomes a model folder; again, nothing is written; truncated and unsupported files exit 2', async () => {
+    const ggufs = path.join(dir, 'gguf');
+    const made = spawnSync(python!, [path.join(repo, 'engine', 'tests', 'tiny_gguf.py'), ggufs], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const out = path.join(dir, 'imported-llama');
+    const first = await inProcess(['import', path.join(ggufs, 'good.gguf'), '--out', out, '--json']);
+    assert.equal(first.code, 0, explain(first));
+    const result = first.events.at(-1)!;
+    assert.equal(result.event, 'imported');
+    assert.equal(result.skipped, false);
+    assert.equal(result.architecture, 'llama');
+    assert.deepEqual(result.tensorTypes, ['F32', 'Q8_0']);
+    assert.ok(first.events.some((e) => e.event === 'progress' && e.stage === 'saving'), 'progress reported');
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'qlora-import.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { model_type: string }).model_type, 'llama');
+    const written = fs.statSync(path.join(out, 'model.safetensors')).mtimeMs;
+    const again = await inProcess(['import', path.join(ggufs, 'good.gguf'), '--out', out]);
+    assert.equal(again.code, 0, explain(again));
+    assert.match(again.stdout, /^Already imported /);
+    assert.equal(fs.statSync(path.join(out, 'model.safetensors')).mtimeMs, written, 'an intact import is not rewritten');
+    // The folder is a model the engine trains: the plan reads it like any other.
+    const plan = await inProcess(['plan', variant('imported', (y) => y.replace(/model: .*/, `model: ${out}`).replace(/target_modules: \[.*\]/, 'target_modules: [q_proj, v_proj]')), '--json']);
+    assert.equal(plan.code, 0, explain(plan));
+
+    const truncated = await inProcess(['import', path.join(ggufs, 'truncated.gguf'), '--out', path.join(dir, 'imported-truncated')]);
+    assert.equal(truncated.code, 2, explain(truncated));
+    assert.match(truncated.stderr, /truncated\.gguf: .*not a readable GGUF file \(truncated or corrupt\?\)/);
+    const unsupported = await inProcess(['import', path.join(ggufs, 'unsupported-arch.gguf'), '--out', path.join(dir, 'imported-rwkv')]);
+    assert.equal(unsupported.code, 2, explain(unsupported));
+    assert.match(unsupported.stderr, /general\.architecture: .*architecture 'rwkv6' cannot be imported \(transformers reads GGUF of: .*llama.*phi3/);
+    for (const name of ['imported-truncated', 'imported-rwkv']) assert.equal(fs.existsSync(path.join(dir, name)), false, `${name} was written`);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.importing-')), [], 'no staging folder left behind');
   });
 
   let cancelledRun: string | null = null;

@@ -6,6 +6,7 @@ import pkg from '../../../package.json';
 import { ExitCode, UsageError, type CliContext, type Command } from './context';
 import { envCommand } from './env';
 import { evalCommand } from './eval';
+import { importCommand } from './import';
 import { lintCommand } from './lint';
 import { planCommand } from './plan';
 import { ROUGE_SUMMARY, ROUGE_USAGE, rougeCommand } from './rouge';
@@ -19,7 +20,7 @@ const rouge: Command = {
   run: (args, ctx) => rougeCommand(args, ctx),
 };
 
-export const commands: readonly Command[] = [trainCommand, evalCommand, planCommand, envCommand, runsCommand, lintCommand, rouge];
+export const commands: readonly Command[] = [trainCommand, evalCommand, planCommand, importCommand, envCommand, runsCommand, lintCommand, rouge];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -7,6 +7,7 @@ export interface EngineRequests {
   [P.TrainStart]: { params: P.TrainStartParams; result: P.TrainStartResult };
   [P.TrainCancel]: { params: P.TrainCancelParams; result: P.TrainCancelResult };
   [P.TrainPlan]: { params: P.TrainPlanParams; result: P.TrainPlanResult };
+  [P.ModelImport]: { params: P.ModelImportParams; result: P.ModelImportResult };
   [P.Generate]: { params: P.GenerateParams; result: P.GenerateResult };
 }
 
@@ -16,6 +17,7 @@ export interface EngineNotifications {
   [P.TrainDidEval]: P.TrainDidEvalParams;
   [P.TrainDidCheckpoint]: P.TrainDidCheckpointParams;
   [P.TrainDidEnd]: P.TrainDidEndParams;
+  [P.ModelDidProgress]: P.ModelDidProgressParams;
 }
 
 export type RequestMethod = keyof EngineRequests;

@@ -20,6 +20,7 @@ const fixes: Partial<Record<number, string>> = {
   [ErrorCodes.WriteFailed]: 'Free disk space (or fix the folder’s permissions), then resume: the last complete checkpoint is intact.',
   [ErrorCodes.CheckpointDamaged]: 'Move the damaged checkpoint folder named here out of checkpoints/ and resume again: the run continues from the previous one.',
   [ErrorCodes.TrainingDiverged]: 'Lower train.learning_rate (or raise warmup_steps); with compute_dtype float16, use bfloat16 if the GPU has it. Resume continues from the last checkpoint.',
+  [ErrorCodes.BadModelFile]: 'Use a complete .gguf file (compare its size or SHA-256 with the source) of a supported architecture; a quantization type named here cannot be dequantized by the installed gguf package.',
   [ErrorCodes.Busy]: 'The engine is busy with another job; wait for it to end or cancel it.',
 };
 
