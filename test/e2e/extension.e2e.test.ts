@@ -57,7 +57,17 @@ function makeWorkspace(): string {
     .replace(/save_every:\s*\d+/, 'save_every: 3')
     .replace(/eval_batches:\s*\d+/, 'eval_batches: 2')
     .replace(/warmup_steps:\s*\d+/, 'warmup_steps: 1');
-  fs.writeFileSync(path.join(ws, 'dialogsum', 'e2e-tiny.yaml'), `# e2e: the CPU demo, ${E2eSteps} steps\n${e2e}`);
+  fs.writeFileSync(path.join(ws, 'dialogsum', 'e2e-tiny.yaml'), `# e2e: the tiny random model, ${E2eSteps} steps\n${e2e}`);
+  // The run a person looks at (dashboard, Summarize Selection, the evaluation report): the real SmolLM2 model.
+  const smol = fs
+    .readFileSync(path.join(ws, 'dialogsum', 'smollm2.yaml'), 'utf8')
+    .replace(/max_steps:\s*\d+/, `max_steps: ${E2eSteps}`)
+    .replace(/eval_every:\s*\d+/, 'eval_every: 3')
+    .replace(/save_every:\s*\d+/, 'save_every: 3')
+    .replace(/eval_batches:\s*\d+/, 'eval_batches: 2')
+    .replace(/warmup_steps:\s*\d+/, 'warmup_steps: 1')
+    .replace(/learning_rate:\s*\S+/, 'learning_rate: 2.0e-3');
+  fs.writeFileSync(path.join(ws, 'dialogsum', 'e2e-smollm2.yaml'), `# e2e: the CPU demo's real model, ${E2eSteps} steps\n${smol}`);
   const records = fs.readFileSync(path.join(ws, 'dialogsum', 'validation.jsonl'), 'utf8').split('\n').filter(Boolean);
   const second = JSON.parse(records[1]!) as Record<string, unknown>;
   delete second.summary;
@@ -209,17 +219,17 @@ describe('QLoRA Studio in code-server', { timeout: 25 * 60_000 }, () => {
     await runCommand(page, 'View: Hide Panel');
   });
 
-  test('(b) Fine-tune Phi-2 on the tiny CPU config: the run completes, one loss point per logged step', async () => {
+  test('(b) Fine-tune Phi-2 on a CPU config (SmolLM2): the run completes, one loss point per logged step', async () => {
     const page = session.page;
     const runsDir = path.join(workspace, 'runs');
     await runCommand(page, 'QLoRA Studio: Fine-tune Phi-2');
-    await pickQuickItem(page, 'e2e-tiny.yaml');
+    await pickQuickItem(page, 'e2e-smollm2.yaml');
     // The environment check starts the engine (imports torch), then the memory plan: the start step.
     const start = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Start training' }).first();
     await start.waitFor({ timeout: 240_000 });
     const title = (await page.locator('.quick-input-widget .quick-input-title').first().textContent()) ?? '';
     log(`plan: ${title}`);
-    assert.match(title, /e2e-tiny\.yaml — peak ≈ [\d.]+ \S+ on CPU \(no CUDA GPU\)/, 'the memory estimate is shown before the start');
+    assert.match(title, /e2e-smollm2\.yaml — peak ≈ [\d.]+ \S+ on CPU \(no CUDA GPU\)/, 'the memory estimate is shown before the start');
     await screenshot(page, '2a-plan');
     await start.click();
     log('training started');

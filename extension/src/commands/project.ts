@@ -8,7 +8,7 @@ import { UserError } from '../context';
 import { requireTrusted } from '../guards';
 import { settings, workspaceRoot } from '../settings';
 
-const SampleFiles = ['train.jsonl', 'validation.jsonl', 'test.jsonl', 'summarize.prompt.yaml', 'README.md'];
+const SampleFiles = ['train.jsonl', 'validation.jsonl', 'test.jsonl', 'summarize.prompt.yaml', 'smollm2.prompt.yaml', 'README.md'];
 
 /** Copies the DialogSum sample into the workspace; returns the new config's path. */
 export function newProject(s: Services) {
@@ -34,11 +34,18 @@ export function newProject(s: Services) {
     const phi2 = fs.readFileSync(path.join(sample, 'phi-2.yaml'), 'utf8').replace(/^model:.*$/m, `model: ${settings.defaultModel()}`);
     const config = path.join(target, 'finetune.yaml');
     fs.writeFileSync(config, phi2);
-    // The CPU demo needs the tiny model built by `npm install` in the extension's folder; offer it when present.
-    const tiny = s.ctx.extension.asAbsolutePath(path.join('samples', 'models', 'tiny-phi'));
-    if (fs.existsSync(path.join(tiny, 'config.json'))) {
-      const demo = fs.readFileSync(path.join(sample, 'tiny.yaml'), 'utf8').replace(/^model:.*$/m, `model: ${tiny}`);
+    // The CPU demo needs a model `npm install` put in the extension's folder: the real SmolLM2 when it was imported,
+    // else the tiny random Phi.
+    const demoModels = [
+      { folder: 'smollm2-135m-instruct', config: 'smollm2.yaml', file: 'model.safetensors' },
+      { folder: 'tiny-phi', config: 'tiny.yaml', file: 'config.json' },
+    ];
+    for (const m of demoModels) {
+      const model = s.ctx.extension.asAbsolutePath(path.join('samples', 'models', m.folder));
+      if (!fs.existsSync(path.join(model, m.file))) continue;
+      const demo = fs.readFileSync(path.join(sample, m.config), 'utf8').replace(/^model:.*$/m, `model: ${model}`);
       fs.writeFileSync(path.join(target, 'cpu-demo.yaml'), demo);
+      break;
     }
     await vscode.window.showTextDocument(vscode.Uri.file(config));
     void vscode.window.showInformationMessage(`Created ${path.relative(root, config)} with the DialogSum sample. Edit it, then run Fine-tune Phi-2.`, 'Fine-tune Phi-2').then((pick) => {
