@@ -51,8 +51,11 @@ export interface RunInfo {
   startedAt: string | null;
   endedAt: string | null;
   error: string | null;
-  /** Lowest eval loss so far (or the lowest train loss when never evaluated), for "best metric". */
-  best: { name: 'evalLoss' | 'loss'; value: number; step: number } | null;
+  /**
+   * run.json's best (by train.best_metric: eval_loss, rouge1, ...) when the run has one; else the lowest eval loss
+   * (evalLoss), or the lowest train loss (loss). `label` is how to name it ("ROUGE-1", "eval loss").
+   */
+  best: { name: 'eval_loss' | 'rouge1' | 'rouge2' | 'rougeL' | 'rougeLsum' | 'evalLoss' | 'loss'; label: string; value: number; step: number } | null;
   hasAdapter: boolean;
   hasReport: boolean;
 }

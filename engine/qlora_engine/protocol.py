@@ -1,4 +1,5 @@
-"""Mirror of protocol/engine.ts: method names and error codes of the server <-> engine channel.
+"""Mirror of protocol/engine.ts (method names and error codes of the server <-> engine channel) and of
+protocol/runFolder.ts (the run folder's file names and the keys of run.json and metrics.jsonl lines).
 
 Names are the TypeScript constants in UPPER_SNAKE_CASE (TrainStart -> TRAIN_START). tests/test_protocol_mirror.py
 parses engine.ts and fails when the two drift apart; change both files together. Params and results are the
@@ -85,3 +86,23 @@ BAD_INPUT_CODES = (
 # Training stages (TrainDidStageParams.stage) and run statuses (RunStatus; run.json adds "running").
 STAGES = ("loading-data", "loading-model", "training", "saving")
 RUN_STATUSES = ("completed", "cancelled", "failed")
+
+
+# The run folder (protocol/runFolder.ts RunFolder): file and folder names inside runs/<run-id>/.
+RUN_FOLDER = {
+    "record": "run.json",
+    "config": "config.yaml",
+    "metrics": "metrics.jsonl",
+    "engineLog": "engine.log",
+    "checkpoints": "checkpoints",
+    "adapter": "adapter",
+    "bestAdapter": "best-adapter",
+    "eval": "eval",
+}
+# Keys of run.json (RunRecord) and of metrics.jsonl lines (TrainLine, EvalLine; the last three of EVAL_LINE_KEYS
+# are optional: ROUGE at train.rouge_every, `best` when the evaluation is the best so far).
+RUN_RECORD_KEYS = ("runId", "status", "step", "totalSteps", "startedAt", "endedAt", "data", "adapterPath", "error",
+                   "best", "picks")
+TRAIN_LINE_KEYS = ("type", "step", "epoch", "loss", "learningRate", "gradNorm", "tokensPerSecond", "tokens",
+                   "gpuMemoryBytes", "elapsedSeconds", "etaSeconds")
+EVAL_LINE_KEYS = ("type", "step", "evalLoss", "evalRecords", "rouge", "rougeRecords", "best")

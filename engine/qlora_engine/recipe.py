@@ -57,7 +57,7 @@ from .packing import mask_dtype, verify_packing
 from .passes import pass_loss_sum, plan_passes, step_targets, verify_passes
 from .plan import resolve
 from . import varlen
-from .protocol import ERROR_CODES
+from .protocol import ERROR_CODES, RUN_FOLDER
 from .template import load_template
 
 __all__ = ["Recipe", "Events", "NullEvents"]
@@ -129,19 +129,19 @@ class Recipe:
     # ------------------------------------------------------------------ paths
     @property
     def checkpoints_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self.run_dir / RUN_FOLDER["checkpoints"]
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
+        return self.run_dir / RUN_FOLDER["metrics"]
 
     @property
     def adapter_dir(self) -> Path:
-        return self.run_dir / "adapter"
+        return self.run_dir / RUN_FOLDER["adapter"]
 
     @property
     def best_adapter_dir(self) -> Path:
-        return self.run_dir / "best-adapter"
+        return self.run_dir / RUN_FOLDER["bestAdapter"]
 
     # ------------------------------------------------------------------ validate
     def validate(self) -> Dict[str, int]:
@@ -174,7 +174,7 @@ class Recipe:
                 raise CheckpointNotFound(f"{self.run_id} has no complete checkpoint to resume from; start a new "
                                          "run instead.", file=str(self.run_dir))
             checkpoint.verify(self._resume_from)  # a truncated file is named now, not as a load error later
-        elif (self.run_dir / "run.json").exists():
+        elif (self.run_dir / RUN_FOLDER["record"]).exists():
             raise BadConfig(f"{self.run_dir} already holds a run; resume it, or choose a new run folder.",
                             file=str(self.run_dir))
 
@@ -228,7 +228,7 @@ class Recipe:
         checkpoint.remove_temp(self.checkpoints_dir)
         checkpoint.remove_temp(self.run_dir)  # a half-written adapter/ or best-adapter/ of a crashed run
         # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
-        write_yaml(self.run_dir / "config.yaml", to_dict(config))
+        write_yaml(self.run_dir / RUN_FOLDER["config"], to_dict(config))
         previous = self._previous_run()
         self._started_at = previous.get("startedAt") or _now()
         if self._resume_from is not None:
@@ -565,7 +565,7 @@ class Recipe:
     def _previous_run(self) -> Dict[str, Any]:
         import json
         try:
-            return json.loads((self.run_dir / "run.json").read_text(encoding="utf-8"))
+            return json.loads((self.run_dir / RUN_FOLDER["record"]).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
 
@@ -573,7 +573,7 @@ class Recipe:
                         error: Optional[Dict[str, Any]] = None, ended: bool = False) -> None:
         if not self.run_dir.is_dir() or not self._owns_folder:
             return
-        write_json(self.run_dir / "run.json", {
+        write_json(self.run_dir / RUN_FOLDER["record"], {
             "runId": self.run_id, "status": status, "step": self.step if step is None else step,
             "totalSteps": self.total_steps, "startedAt": self._started_at or _now(),
             "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error,

@@ -56,3 +56,22 @@ def test_bad_input_codes_match():
 def test_stages_match():
     stages = re.search(r"export type Stage = (.*?);", ENGINE_TS, re.S).group(1)
     assert tuple(re.findall(r"'([^']+)'", stages)) == protocol.STAGES
+
+
+RUN_FOLDER_TS = (REPO / "protocol" / "runFolder.ts").read_text(encoding="utf-8")
+
+
+def ts_interface_fields(name: str) -> tuple:
+    body = re.search(rf"export interface {name} \{{(.*?)\n\}}", RUN_FOLDER_TS, re.S).group(1)
+    return tuple(re.findall(r"^  (\w+)\??:", body, re.M))
+
+
+def test_run_folder_names_match():
+    body = re.search(r"export const RunFolder = \{(.*?)\}", RUN_FOLDER_TS, re.S).group(1)
+    assert dict(re.findall(r"(\w+): '([^']+)'", body)) == protocol.RUN_FOLDER
+
+
+def test_run_folder_record_and_metrics_keys_match():
+    assert ts_interface_fields("RunRecord") == protocol.RUN_RECORD_KEYS
+    assert ts_interface_fields("TrainLine") == protocol.TRAIN_LINE_KEYS
+    assert ts_interface_fields("EvalLine") == protocol.EVAL_LINE_KEYS

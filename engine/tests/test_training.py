@@ -9,6 +9,7 @@ import torch
 
 from conftest import TINY, short_records, write_jsonl
 
+from qlora_engine.protocol import RUN_RECORD_KEYS, TRAIN_LINE_KEYS
 from qlora_engine.recipe import Recipe
 
 
@@ -33,6 +34,10 @@ def test_run_folder_contents(trained_run):
     # keep_checkpoints: 1 -> only the newest of step-25 and step-50 remains
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-50"]
     assert trained_run["end"]["checkpointPath"] == str(run_dir / "checkpoints" / "step-50")
+    # The keys protocol/runFolder.ts declares (the mirror test checks the names against the TypeScript).
+    assert tuple(run) == RUN_RECORD_KEYS
+    for line in trained_run["metrics"]:
+        assert line["type"] == "train" and tuple(line) == TRAIN_LINE_KEYS, line
 
 
 def test_adapter_loads_with_peft_and_changes_logits(trained_run):

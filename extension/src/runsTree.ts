@@ -5,10 +5,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { AdapterConfigFile, RunFolder } from '../../protocol/runFolder';
 import type { RunInfo } from '../../protocol/webview';
+import { newestCheckpoint } from '../../server/src/runs/registry';
 import type { Ctx } from './context';
 import { formatDuration } from './format';
-import { listRunInfos } from './runs/read';
+import { listRunInfos, ReportFile } from './runs/read';
 import { runsFolder } from './settings';
 
 type Node = { kind: 'run'; run: RunInfo } | { kind: 'file'; run: RunInfo; label: string; file: string; icon: string; command: vscode.Command };
@@ -81,7 +83,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     const live = this.ctx.live.active.find((l) => l.runDir === r.runDir);
     const step = live?.progress?.step ?? r.step;
     const total = live?.progress?.totalSteps ?? r.totalSteps;
-    const best = r.best ? ` · ${r.best.name === 'evalLoss' ? 'eval loss' : 'loss'} ${r.best.value.toFixed(3)}` : '';
+    const best = r.best ? ` · ${r.best.label} ${r.best.value.toFixed(3)}` : '';
     const eta = live?.progress ? ` · ETA ${formatDuration(live.progress.etaSeconds)}` : '';
     const status = live ? 'running' : r.status;
     item.description = `${status} · ${step}/${total || '?'}${best}${eta}`;
@@ -89,7 +91,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
     const tip = new vscode.MarkdownString();
     tip.appendMarkdown(`**${r.runId}** — ${status}\n\nsteps ${step}/${total}`);
-    if (r.best) tip.appendMarkdown(`\n\nbest ${r.best.name} ${r.best.value.toFixed(4)} at step ${r.best.step}`);
+    if (r.best) tip.appendMarkdown(`\n\nbest ${r.best.label} ${r.best.value.toFixed(4)} at step ${r.best.step}`);
     if (r.startedAt) tip.appendMarkdown(`\n\nstarted ${r.startedAt}${r.endedAt ? `, ended ${r.endedAt}` : ''}`);
     if (r.error) tip.appendMarkdown(`\n\n$(error) ${r.error}`);
     tip.supportThemeIcons = true;
@@ -108,16 +110,16 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     const r = node.run;
     const open = (file: string): vscode.Command => ({ title: 'Open', command: 'vscode.open', arguments: [vscode.Uri.file(file)] });
     const children: Node[] = [];
-    const config = path.join(r.runDir, 'config.yaml');
+    const config = path.join(r.runDir, RunFolder.config);
     if (fs.existsSync(config)) children.push({ kind: 'file', run: r, label: 'Config', file: config, icon: 'settings-gear', command: open(config) });
-    const adapter = path.join(r.runDir, 'adapter', 'adapter_config.json');
+    const adapter = path.join(r.runDir, RunFolder.adapter, AdapterConfigFile);
     if (r.hasAdapter) children.push({ kind: 'file', run: r, label: 'Adapter', file: adapter, icon: 'package', command: open(adapter) });
     if (r.hasReport) {
       children.push({
         kind: 'file',
         run: r,
         label: 'Evaluation report',
-        file: path.join(r.runDir, 'eval', 'report.json'),
+        file: path.join(r.runDir, ReportFile),
         icon: 'graph',
         command: { title: 'Open Report', command: 'qloraStudio.openRunReport', arguments: [r.runDir] },
       });
@@ -130,7 +132,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
       icon: 'dashboard',
       command: { title: 'Open Dashboard', command: 'qloraStudio.openDashboard', arguments: [r.runDir] },
     });
-    const log = path.join(r.runDir, 'engine.log');
+    const log = path.join(r.runDir, RunFolder.engineLog);
     if (fs.existsSync(log)) children.push({ kind: 'file', run: r, label: 'Engine log', file: log, icon: 'output', command: open(log) });
     return children;
   }
@@ -146,7 +148,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     this.watcher?.dispose();
     const dir = runsFolder();
     if (!dir) return;
-    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), '**/{run.json,metrics.jsonl,report.json,adapter_config.json}'));
+    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), `**/{${RunFolder.record},${RunFolder.metrics},${path.basename(ReportFile)},${AdapterConfigFile}}`));
     const refresh = (): void => this.refreshSoon();
     this.watcher.onDidCreate(refresh);
     this.watcher.onDidChange(refresh);
@@ -162,11 +164,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
 }
 
 function hasCheckpoint(runDir: string): boolean {
-  try {
-    return fs.readdirSync(path.join(runDir, 'checkpoints')).some((n) => /^step-\d+$/.test(n));
-  } catch {
-    return false;
-  }
+  return newestCheckpoint(runDir) !== null;
 }
 
 /** A command argument that names a run: a tree node, a run folder path, or nothing. */

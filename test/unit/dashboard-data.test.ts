@@ -48,25 +48,22 @@ describe('run folders', () => {
   it('lists runs newest first with status, steps and the best metric; the latest completed one has an adapter', () => {
     makeRun(runsDir, 'a-old', { status: 'completed', step: 4, startedAt: '2026-01-01T00:00:00Z' }, [train(1, 3), train(2, 2), '{"type":"eval","step":2,"evalLoss":2.5}', '{"type":"eval","step":4,"evalLoss":2.1}'], true);
     makeRun(runsDir, 'b-new', { status: 'running', step: 1, startedAt: '2026-01-02T00:00:00Z' }, [train(1, 3.3)]);
+    // best_metric: rouge1 — the best is run.json's (ROUGE-1 at step 2), not the lowest eval loss (step 4).
+    const best = { metric: 'rouge1', value: 0.41, step: 2, path: 'checkpoints/step-2', adapterPath: 'best-adapter' };
+    makeRun(runsDir, 'c-rouge', { status: 'completed', step: 4, startedAt: '2025-12-31T00:00:00Z', best }, [train(1, 3), '{"type":"eval","step":2,"evalLoss":2.5}', '{"type":"eval","step":4,"evalLoss":2.1}']);
     const runs = listRunInfos(runsDir);
-    assert.deepEqual(runs.map((r) => r.runId), ['b-new', 'a-old']);
+    assert.deepEqual(runs.map((r) => r.runId), ['b-new', 'a-old', 'c-rouge']);
     assert.equal(runs[0]!.status, 'unknown', 'run.json says running but nothing trains it: interrupted');
-    assert.deepEqual(runs[0]!.best, { name: 'loss', value: 3.3, step: 1 });
-    assert.deepEqual(runs[1]!.best, { name: 'evalLoss', value: 2.1, step: 4 });
+    assert.deepEqual(runs[0]!.best, { name: 'loss', label: 'loss', value: 3.3, step: 1 });
+    assert.deepEqual(runs[1]!.best, { name: 'evalLoss', label: 'eval loss', value: 2.1, step: 4 });
+    assert.deepEqual(runs[2]!.best, { name: 'rouge1', label: 'ROUGE-1', value: 0.41, step: 2 });
     assert.equal(latestCompleted(runs)?.runId, 'a-old');
     const live = listRunInfos(runsDir, new Set([path.join(runsDir, 'b-new')]));
     assert.equal(live[0]!.status, 'running');
   });
 
-  it('reads a report in either metrics shape', () => {
-    const a = parseReport(JSON.stringify({ split: 'test', metrics: { rouge1: { base: 0.2, adapter: 0.35 } }, examples: [{ input: 'd', reference: 'r', base: { text: 'b' }, adapter: 'a' }] }))!;
-    assert.deepEqual(a.metrics, [{ name: 'rouge1', base: 0.2, adapter: 0.35 }]);
-    assert.deepEqual(a.samples, [{ input: 'd', reference: 'r', base: 'b', adapter: 'a' }]);
-    const b = parseReport(JSON.stringify({ metrics: [{ name: 'rougeL', base: 0.1, adapter: 0.2 }], count: 40 }))!;
-    assert.equal(b.examples, 40);
-    assert.equal(parseReport('not json'), null);
-    // The shape server/src/eval/report.ts writes.
-    const c = parseReport(
+  it('reads eval/report.json as qlora-studio eval writes it (EvalReport); anything else is no report', () => {
+    const report = parseReport(
       JSON.stringify({
         version: 1,
         split: 'test',
@@ -75,9 +72,11 @@ describe('run folders', () => {
         examples: [{ index: 0, line: 1, input: 'dialogue', references: ['ref one', 'ref two'], base: { text: 'base out', rouge: {} }, adapter: { text: 'adapter out', rouge: {} } }],
       }),
     )!;
-    assert.deepEqual(c.metrics, [{ name: 'rouge1', base: 0.21, adapter: 0.38 }]);
-    assert.deepEqual(c.samples, [{ input: 'dialogue', reference: 'ref one', base: 'base out', adapter: 'adapter out' }]);
-    assert.equal(c.examples, 1);
+    assert.deepEqual(report.metrics, [{ name: 'rouge1', base: 0.21, adapter: 0.38 }]);
+    assert.deepEqual(report.samples, [{ input: 'dialogue', reference: 'ref one', base: 'base out', adapter: 'adapter out' }]);
+    assert.equal(report.examples, 1);
+    assert.equal(parseReport('not json'), null);
+    assert.equal(parseReport(JSON.stringify({ metrics: { rouge1: { base: 0.2, adapter: 0.35 } } })), null, 'a shape nothing writes');
   });
 
   it('formats durations and sizes', () => {

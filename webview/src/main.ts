@@ -145,7 +145,7 @@ function runCard(run: LoadedRun, index: number): HTMLElement {
   if (run.info.status === 'running') fact('ETA', fmtDuration(run.etaSeconds));
   if (last?.elapsedSeconds != null) fact('elapsed', fmtDuration(last.elapsedSeconds));
   if (last?.loss != null) fact('loss', last.loss.toFixed(4));
-  if (run.info.best) fact(`best ${run.info.best.name === 'evalLoss' ? 'eval loss' : 'loss'}`, `${run.info.best.value.toFixed(4)} @${run.info.best.step}`);
+  if (run.info.best) fact(`best ${run.info.best.label}`, `${run.info.best.value.toFixed(4)} @${run.info.best.step}`);
   card.append(top, facts);
 
   if (run.info.status === 'running' && total > 0) {

@@ -6,9 +6,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
+import { RunFolder } from '../../../protocol/runFolder';
 import type { Ctx } from '../context';
 import { UserError } from '../context';
 import type { Dashboard } from '../dashboard/panel';
+import { ReportFile } from '../runs/read';
 import { pickRun, problemError, requireTrusted } from '../guards';
 import { runDirOf, type RunsTree } from '../runsTree';
 import { settings } from '../settings';
@@ -79,7 +81,7 @@ const evaluateAdapter = (s: Services) => async (arg?: unknown): Promise<void> =>
 const openRunReport = (s: Services) => (arg?: unknown): void => {
   const dir = runDirOf(arg);
   if (!dir) throw new UserError('Pick a run in the Runs view.');
-  if (!fs.existsSync(path.join(dir, 'eval', 'report.json'))) throw new UserError(`${path.basename(dir)} has no evaluation report yet.`, [{ title: 'Evaluate Adapter', command: 'qloraStudio.evaluateAdapter', args: [dir] }]);
+  if (!fs.existsSync(path.join(dir, ReportFile))) throw new UserError(`${path.basename(dir)} has no evaluation report yet.`, [{ title: 'Evaluate Adapter', command: 'qloraStudio.evaluateAdapter', args: [dir] }]);
   s.dashboard.show([dir], 'report');
 };
 
@@ -112,9 +114,9 @@ export const commands: Record<string, (s: Services) => Handler> = {
   'qloraStudio.showLog': (s) => () => s.ctx.log.show(true),
   'qloraStudio.restartServer': (s) => () => s.ctx.restartClient(),
   'qloraStudio.refreshRuns': (s) => () => s.runs.refresh(),
-  'qloraStudio.openRunConfig': openRunFile('config.yaml'),
-  'qloraStudio.openRunAdapter': openRunFile('adapter'),
-  'qloraStudio.openRunLog': openRunFile('engine.log'),
+  'qloraStudio.openRunConfig': openRunFile(RunFolder.config),
+  'qloraStudio.openRunAdapter': openRunFile(RunFolder.adapter),
+  'qloraStudio.openRunLog': openRunFile(RunFolder.engineLog),
   'qloraStudio.openRunReport': openRunReport,
   'qloraStudio.insertSummary': insertSummary,
   'qloraStudio.toggleCompareWithBase': toggleCompareWithBase,

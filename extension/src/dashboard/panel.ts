@@ -4,10 +4,11 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { AdapterConfigFile, RunFolder } from '../../../protocol/runFolder';
 import type { DashboardState, DashboardTab, HostMessage, RunStatus, WebviewMessage } from '../../../protocol/webview';
 import type { Ctx } from '../context';
 import type { LiveEvent } from '../live';
-import { readRunData } from '../runs/read';
+import { readRunData, ReportFile } from '../runs/read';
 import type { RunsTree } from '../runsTree';
 import { dashboardHtml, webviewOptions } from './html';
 
@@ -112,7 +113,7 @@ export class Dashboard implements vscode.Disposable {
       case 'open': {
         const dir = this.dirOf(m.runId);
         if (!dir) return;
-        const file = { config: 'config.yaml', adapter: 'adapter/adapter_config.json', report: 'eval/report.json', log: 'engine.log' }[m.what];
+        const file = { config: RunFolder.config, adapter: path.join(RunFolder.adapter, AdapterConfigFile), report: ReportFile, log: RunFolder.engineLog }[m.what];
         void vscode.window.showTextDocument(vscode.Uri.file(path.join(dir, file)), { viewColumn: vscode.ViewColumn.Beside }).then(undefined, (e: Error) =>
           vscode.window.showWarningMessage(`Cannot open ${file}: ${e.message}`),
         );

@@ -1,15 +1,16 @@
 /**
- * Reads run folders into what the Runs view and the dashboard show: run.json (through the server's registry),
- * metrics.jsonl and config.yaml. Pure Node (no 'vscode'), so unit tests run it on fixture folders.
+ * Reads run folders (named and typed in protocol/runFolder.ts) into what the Runs view and the dashboard show:
+ * run.json (through the server's registry), metrics.jsonl, config.yaml and eval/report.json. Pure Node (no
+ * 'vscode'), so unit tests run it on fixture folders.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { AdapterConfigFile, EvalFolder, RunFolder, type BestCheckpoint, type EvalReport } from '../../../protocol/runFolder';
 import { listRuns, readRun, type RunEntry } from '../../../server/src/runs/registry';
 import type { ConfigSummary, EvalPoint, ReportView, RunData, RunInfo, RunStatus, TrainPoint } from '../../../protocol/webview';
 
-export const MetricsFile = 'metrics.jsonl';
-export const ReportFile = path.join('eval', 'report.json');
+export const ReportFile = path.join(RunFolder.eval, EvalFolder.json);
 
 export interface Metrics {
   train: TrainPoint[];
@@ -58,7 +59,7 @@ export function parseMetrics(text: string): Metrics {
 
 export function readMetrics(runDir: string): Metrics {
   try {
-    return parseMetrics(fs.readFileSync(path.join(runDir, MetricsFile), 'utf8'));
+    return parseMetrics(fs.readFileSync(path.join(runDir, RunFolder.metrics), 'utf8'));
   } catch {
     return { train: [], eval: [] };
   }
@@ -97,54 +98,35 @@ export function summarizeConfig(text: string): ConfigSummary | null {
 
 export function readConfigSummary(runDir: string): ConfigSummary | null {
   try {
-    return summarizeConfig(fs.readFileSync(path.join(runDir, 'config.yaml'), 'utf8'));
+    return summarizeConfig(fs.readFileSync(path.join(runDir, RunFolder.config), 'utf8'));
   } catch {
     return null;
   }
 }
 
-/**
- * runs/<id>/eval/report.json -> the dashboard's table. Accepts the report as server/src/eval writes it:
- * `metrics` either `{ rouge1: { base, adapter } }` or a list of `{ name, base, adapter }`, and `examples`/`samples`
- * with `prediction`s under `base`/`adapter` (strings or `{ text }`).
- */
+/** runs/<id>/eval/report.json (EvalReport, as `qlora-studio eval` writes it) -> the dashboard's table; null if unreadable. */
 export function parseReport(text: string): ReportView | null {
-  let r: Record<string, unknown>;
+  let r: Partial<EvalReport>;
   try {
-    r = JSON.parse(text) as Record<string, unknown>;
+    r = JSON.parse(text) as Partial<EvalReport>;
   } catch {
     return null;
   }
-  if (typeof r !== 'object' || r === null) return null;
+  if (typeof r !== 'object' || r === null || !Array.isArray(r.metrics) || !Array.isArray(r.examples)) return null;
   const metrics: ReportView['metrics'] = [];
-  const rawMetrics = r.metrics ?? r.rouge;
-  if (Array.isArray(rawMetrics)) {
-    for (const m of rawMetrics as Record<string, unknown>[]) {
-      const base = num(m.base);
-      const adapter = num(m.adapter);
-      if (typeof m.name === 'string' && base !== null && adapter !== null) metrics.push({ name: m.name, base, adapter });
-    }
-  } else if (typeof rawMetrics === 'object' && rawMetrics !== null) {
-    for (const [name, v] of Object.entries(rawMetrics as Record<string, Record<string, unknown>>)) {
-      const base = num(v?.base);
-      const adapter = num(v?.adapter);
-      if (base !== null && adapter !== null) metrics.push({ name, base, adapter });
-    }
+  for (const m of r.metrics) {
+    const base = num(m?.base);
+    const adapter = num(m?.adapter);
+    if (typeof m?.name === 'string' && base !== null && adapter !== null) metrics.push({ name: m.name, base, adapter });
   }
-  const text_ = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { text?: unknown }).text === 'string' ? (v as { text: string }).text : '');
-  const rawSamples = (Array.isArray(r.examples) ? r.examples : Array.isArray(r.samples) ? r.samples : []) as Record<string, unknown>[];
-  const samples = rawSamples.map((s) => ({
-    input: text_(s.input ?? s.dialogue ?? s.prompt),
-    reference: text_(s.reference ?? (Array.isArray(s.references) ? s.references[0] : undefined)),
-    base: text_(s.base),
-    adapter: text_(s.adapter),
+  const text_ = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const samples = r.examples.map((e) => ({
+    input: text_(e?.input),
+    reference: text_(e?.references?.[0]),
+    base: text_(e?.base?.text),
+    adapter: text_(e?.adapter?.text),
   }));
-  return {
-    split: typeof r.split === 'string' ? r.split : 'test',
-    examples: num(r.count) ?? num(r.examples_count) ?? samples.length,
-    metrics,
-    samples,
-  };
+  return { split: typeof r.split === 'string' ? r.split : 'test', examples: num(r.count) ?? samples.length, metrics, samples };
 }
 
 export function readReport(runDir: string): ReportView | null {
@@ -164,13 +146,24 @@ function statusOf(entry: RunEntry, live: boolean): RunStatus {
   return 'pending';
 }
 
+const BestLabels: Record<BestCheckpoint['metric'], string> = { eval_loss: 'eval loss', rouge1: 'ROUGE-1', rouge2: 'ROUGE-2', rougeL: 'ROUGE-L', rougeLsum: 'ROUGE-Lsum' };
+
+/**
+ * The run's best: run.json's `best` (by train.best_metric, the checkpoint best-adapter/ holds) when the run has
+ * one — what the CLI shows too; otherwise the lowest validation loss, or the lowest training loss.
+ */
+export function bestOf(record: RunEntry['record'], metrics: Metrics): RunInfo['best'] {
+  if (record?.best) return { name: record.best.metric, label: BestLabels[record.best.metric] ?? record.best.metric, value: record.best.value, step: record.best.step };
+  let best: RunInfo['best'] = null;
+  for (const p of metrics.eval) if (!best || p.evalLoss < best.value) best = { name: 'evalLoss', label: 'eval loss', value: p.evalLoss, step: p.step };
+  if (best) return best;
+  for (const p of metrics.train) if (p.loss !== null && (!best || p.loss < best.value)) best = { name: 'loss', label: 'loss', value: p.loss, step: p.step };
+  return best;
+}
+
 export function runInfo(entry: RunEntry, metrics: Metrics = readMetrics(entry.dir), live = false): RunInfo {
   const r = entry.record;
-  let best: RunInfo['best'] = null;
-  for (const p of metrics.eval) if (!best || p.evalLoss < best.value) best = { name: 'evalLoss', value: p.evalLoss, step: p.step };
-  if (!best) {
-    for (const p of metrics.train) if (p.loss !== null && (!best || p.loss < best.value)) best = { name: 'loss', value: p.loss, step: p.step };
-  }
+  const best = bestOf(r, metrics);
   const lastStep = metrics.train.at(-1)?.step ?? 0;
   return {
     runId: r?.runId ?? entry.id,
@@ -182,7 +175,7 @@ export function runInfo(entry: RunEntry, metrics: Metrics = readMetrics(entry.di
     endedAt: r?.endedAt ?? null,
     error: r?.error ? r.error.message : entry.problem,
     best,
-    hasAdapter: fs.existsSync(path.join(entry.dir, 'adapter', 'adapter_config.json')),
+    hasAdapter: fs.existsSync(path.join(entry.dir, RunFolder.adapter, AdapterConfigFile)),
     hasReport: fs.existsSync(path.join(entry.dir, ReportFile)),
   };
 }

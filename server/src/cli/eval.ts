@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Generate } from '../../../protocol/engine';
+import { RunFolder } from '../../../protocol/runFolder';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, prepareEvaluation, resolveAdapter, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
 import { EvalInputError } from '../eval/records';
@@ -101,7 +102,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   try {
     const { runDir } = resolveAdapter(path.resolve(ctx.cwd, values.adapter));
     if (positionals[0]) configFile = path.resolve(ctx.cwd, positionals[0]);
-    else if (runDir && fs.existsSync(path.join(runDir, 'config.yaml'))) configFile = path.join(runDir, 'config.yaml');
+    else if (runDir && fs.existsSync(path.join(runDir, RunFolder.config))) configFile = path.join(runDir, RunFolder.config);
     else throw new UsageError('missing the config file (the adapter is not in a run folder with a config.yaml)');
     const loaded = loadConfig(configFile, { env: ctx.env });
     if (!loaded.ok) {

@@ -17,7 +17,8 @@ import { ConfigError, displayPath } from '../config/errors';
 import { loadConfig, parseOverrideNumber, type ConfigOverride } from '../config/load';
 import { configToYaml } from '../config/serialize';
 import type { EngineExit } from '../engine/supervise';
-import { ConfigFile, defaultRunsDir, EngineLogFile, newestCheckpoint, newRunId, readRun, resumeTarget } from '../runs/registry';
+import { RunFolder } from '../../../protocol/runFolder';
+import { defaultRunsDir, newestCheckpoint, newRunId, readRun, resumeTarget } from '../runs/registry';
 import { LogTee } from '../runs/logTee';
 import {
   ExitCode,
@@ -87,7 +88,7 @@ async function runTrain(args: string[], ctx: CliContext): Promise<number> {
   }
   const view: TrainView = json ? new JsonTrainView(ctx.stdout) : new TextTrainView(ctx.stdout, ctx.stderr, ctx.cwd);
   const { supervisor, owned } = openEngine(ctx, values.python);
-  const tee = new LogTee(path.join(prepared.runDir, EngineLogFile));
+  const tee = new LogTee(path.join(prepared.runDir, RunFolder.engineLog));
   if (prepared.resume) tee.open();
 
   let runId: string | null = null;
@@ -219,7 +220,7 @@ function prepare(
  */
 function saveExtendedConfig(prepared: Prepared, runDir: string, extended: boolean): void {
   if (!prepared.resume || !extended) return;
-  const file = path.join(runDir, ConfigFile);
+  const file = path.join(runDir, RunFolder.config);
   const header = `The resolved config of this run, as run (train.max_steps extended by --max-steps on resume).`;
   const temp = `${file}.tmp-${process.pid}`;
   fs.mkdirSync(runDir, { recursive: true });

@@ -8,7 +8,7 @@ import type {
   TrainStartResult,
 } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
-import type { BestCheckpoint } from '../runs/registry';
+import type { BestCheckpoint } from '../../../protocol/runFolder';
 import { formatEngineError, writeJson } from './context';
 import { ProgressLine, type Output } from './output';
 

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ResolvedConfig } from '../../../protocol/config';
 import { ErrorCodes, type Completion, type GenerateParams, type GenerateResult } from '../../../protocol/engine';
+import { AdapterConfigFile, RunFolder } from '../../../protocol/runFolder';
 import { EngineError } from '../engine/rpc';
 import { renderPrompt } from '../templates/template';
 import { loadTokenizer } from '../tokenizer/load';
@@ -100,7 +101,7 @@ export interface PreparedEvaluation {
   seed: number;
 }
 
-const REQUIRED_ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+const REQUIRED_ADAPTER_FILES = [AdapterConfigFile, 'adapter_model.safetensors'];
 
 /** The adapter folder for `--adapter` (an adapter, or a run folder with adapter/) and its run folder, if any. */
 export function resolveAdapter(arg: string): { adapter: string; runDir: string | null } {
@@ -109,8 +110,8 @@ export function resolveAdapter(arg: string): { adapter: string; runDir: string |
   const complete = (d: string): boolean => REQUIRED_ADAPTER_FILES.every((f) => isFile(path.join(d, f)));
   let adapter = dir;
   if (!complete(dir)) {
-    if (complete(path.join(dir, 'adapter'))) adapter = path.join(dir, 'adapter');
-    else if (isFile(path.join(dir, 'run.json'))) {
+    if (complete(path.join(dir, RunFolder.adapter))) adapter = path.join(dir, RunFolder.adapter);
+    else if (isFile(path.join(dir, RunFolder.record))) {
       throw new EvalInputError(`run ${path.basename(dir)} has no complete adapter/ (did its training complete?); pass --adapter <run-dir>/adapter of a completed run`, dir, 0, '--adapter');
     } else {
       const missing = REQUIRED_ADAPTER_FILES.filter((f) => !isFile(path.join(dir, f)));
@@ -118,7 +119,7 @@ export function resolveAdapter(arg: string): { adapter: string; runDir: string |
     }
   }
   const parent = path.dirname(adapter);
-  const runDir = isFile(path.join(parent, 'run.json')) || isFile(path.join(parent, 'config.yaml')) ? parent : null;
+  const runDir = isFile(path.join(parent, RunFolder.record)) || isFile(path.join(parent, RunFolder.config)) ? parent : null;
   return { adapter, runDir };
 }
 
@@ -126,7 +127,7 @@ export function resolveAdapter(arg: string): { adapter: string; runDir: string |
 export function defaultReportDir(adapter: string, runDir: string | null): string {
   const parent = runDir ?? path.dirname(adapter);
   const name = path.basename(adapter);
-  return path.join(parent, name === 'adapter' ? 'eval' : `eval-${name}`);
+  return path.join(parent, name === RunFolder.adapter ? RunFolder.eval : `${RunFolder.eval}-${name}`);
 }
 
 function splitFile(config: ResolvedConfig, split: EvalSplit): string {

@@ -1,84 +1,15 @@
 /**
- * The evaluation report: its shape (report.json, read back by the dashboard), the terminal table, the Markdown
- * rendering (report.md) and the atomic writing of report.{json,md,html} (temp file beside the target + rename).
+ * The evaluation report (its shape, report.json, is typed in protocol/runFolder.ts): the terminal table, the
+ * Markdown rendering (report.md) and the atomic writing of report.{json,md,html} (temp file beside the target + rename).
  * report.html.ts renders the HTML page.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Score } from './rouge';
+import { EvalFolder, type EvalReport, type Interval } from '../../../protocol/runFolder';
 import { renderHtml } from './report.html';
 
-export const REPORT_VERSION = 1;
-export const METRICS = ['rouge1', 'rouge2', 'rougeL', 'rougeLsum'] as const;
-export type MetricName = (typeof METRICS)[number];
-export type EvalSplit = 'test' | 'validation' | 'train';
-
-export interface Interval {
-  low: number;
-  high: number;
-}
-
-/** One ROUGE type, base model vs adapter: mean F (what the table shows), its bootstrap interval, mean P/R/F. */
-export interface MetricRow {
-  name: MetricName;
-  /** Mean F-measure of the zero-shot base model. */
-  base: number;
-  /** Mean F-measure with the adapter. */
-  adapter: number;
-  /** adapter - base (absolute, in F points of 0..1). */
-  improvement: number;
-  baseInterval: Interval;
-  adapterInterval: Interval;
-  baseScore: Score;
-  adapterScore: Score;
-}
-
-export interface Prediction {
-  text: string;
-  promptTokens: number;
-  newTokens: number;
-  /** This prediction's F per ROUGE type (against the best-matching reference). */
-  rouge: Record<MetricName, number>;
-}
-
-export interface ExampleRow {
-  /** 0-based among the scored examples. */
-  index: number;
-  /** 1-based line in the split's file. */
-  line: number;
-  /** The prompt's input: the one prompt variable's value (the dialogue), or the rendered prompt. */
-  input: string;
-  references: string[];
-  base: Prediction;
-  adapter: Prediction;
-}
-
-export interface EvalReport {
-  version: typeof REPORT_VERSION;
-  createdAt: string;
-  /** The run the adapter belongs to (the adapter folder's parent), when it is a run folder. */
-  runDir: string | null;
-  runId: string | null;
-  adapter: string;
-  model: string;
-  configFile: string | null;
-  template: string;
-  split: EvalSplit;
-  dataFile: string;
-  /** Examples scored (after --limit and after skipping prompts over max_length). */
-  count: number;
-  /** Records in the split file. */
-  records: number;
-  /** Records left out because the prompt alone is longer than max_length (never silently). */
-  skipped: { line: number; promptTokens: number }[];
-  /** The record fields scored against (several: best F per type, as rouge_score's score_multi). */
-  referenceFields: string[];
-  generation: { maxNewTokens: number; batchSize: number; temperature: number; topP: number; seed: number; stop: string[] };
-  rouge: { package: string; useStemmer: boolean; splitSummaries: boolean; bootstrap: { samples: number; confidence: number; seed: number } };
-  metrics: MetricRow[];
-  examples: ExampleRow[];
-  seconds: { base: number; adapter: number; total: number };
-}
+export { METRICS, REPORT_VERSION } from '../../../protocol/runFolder';
+export type { EvalReport, EvalSplit, ExampleRow, Interval, MetricName, MetricRow, Prediction } from '../../../protocol/runFolder';
 
 export interface ReportFiles {
   json: string;
@@ -186,7 +117,7 @@ export function writeAtomic(file: string, text: string): void {
 
 /** report.json, report.md and report.html in `dir`, each written atomically (the JSON last: it marks completion). */
 export function writeReport(dir: string, report: EvalReport): ReportFiles {
-  const files = { json: path.join(dir, 'report.json'), md: path.join(dir, 'report.md'), html: path.join(dir, 'report.html') };
+  const files = { json: path.join(dir, EvalFolder.json), md: path.join(dir, EvalFolder.markdown), html: path.join(dir, EvalFolder.html) };
   writeAtomic(files.md, renderMarkdown(report));
   writeAtomic(files.html, renderHtml(report));
   writeAtomic(files.json, `${JSON.stringify(report, null, 2)}\n`);

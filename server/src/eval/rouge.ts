@@ -20,11 +20,9 @@ import { lcsLength, markLcsPositions } from './lcs';
 import { splitSentences } from './sentences';
 import { DefaultTokenizer } from './tokenize';
 
-export interface Score {
-  precision: number;
-  recall: number;
-  fmeasure: number;
-}
+import type { Score } from '../../../protocol/runFolder';
+
+export type { Score };
 
 export type RougeNType = `rouge${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}`;
 export type RougeType = RougeNType | 'rougeL' | 'rougeLsum';

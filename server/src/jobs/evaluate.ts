@@ -10,7 +10,7 @@ import { loadConfig } from '../config/load';
 import { EvalCancelledError, EvalInputError, prepareEvaluation, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
 import { writeReport } from '../eval/report';
 import type { EngineSupervisor } from '../engine/supervise';
-import { ConfigFile } from '../runs/registry';
+import { RunFolder } from '../../../protocol/runFolder';
 import { problem, problemFromConfig, problemFromError } from './problems';
 import type { Notify } from './train';
 
@@ -18,7 +18,7 @@ export type Prepared = { ok: true; prepared: PreparedEvaluation } | { ok: false;
 
 /** Reads and checks every input before the engine is asked: config, adapter, split, records. */
 export async function prepareRunEvaluation(params: L.EvalStartParams): Promise<Prepared> {
-  const configFile = path.join(params.runDir, ConfigFile);
+  const configFile = path.join(params.runDir, RunFolder.config);
   const loaded = loadConfig(configFile);
   if (!loaded.ok) return { ok: false, problem: problemFromConfig(loaded.errors, params.runDir) };
   try {

@@ -11,7 +11,7 @@ import { Generate, type GenerateParams } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine/supervise';
-import { AdapterDir, ConfigFile } from '../runs/registry';
+import { RunFolder } from '../../../protocol/runFolder';
 import { compilePart, renderPart } from '../templates/jinja';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
@@ -21,11 +21,11 @@ export interface RunForGeneration {
 }
 
 export function runForGeneration(runDir: string): { ok: true; run: RunForGeneration } | { ok: false; problem: L.JobProblem } {
-  const configFile = path.join(runDir, ConfigFile);
+  const configFile = path.join(runDir, RunFolder.config);
   if (!fs.existsSync(configFile)) {
-    return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, `${runDir} has no ${ConfigFile}; is it a run folder?`, 'Pick a completed run.') };
+    return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, `${runDir} has no ${RunFolder.config}; is it a run folder?`, 'Pick a completed run.') };
   }
-  const adapter = path.join(runDir, AdapterDir);
+  const adapter = path.join(runDir, RunFolder.adapter);
   if (!fs.existsSync(path.join(adapter, 'adapter_config.json'))) {
     return {
       ok: false,

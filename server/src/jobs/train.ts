@@ -11,7 +11,8 @@ import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import { configToYaml } from '../config/serialize';
 import { LogTee } from '../runs/logTee';
-import { ConfigFile, EngineLogFile, newestCheckpoint, newRunId, resumeTarget } from '../runs/registry';
+import { RunFolder } from '../../../protocol/runFolder';
+import { newestCheckpoint, newRunId, resumeTarget } from '../runs/registry';
 import type { Disposable } from '../engine/rpc';
 import type { EngineSupervisor } from '../engine/supervise';
 import { problem, problemFromConfig, problemFromError } from './problems';
@@ -73,7 +74,7 @@ export class TrainJobs {
       const running = [...this.runs.values()][0]!.job.runId;
       return { started: null, problem: problem(L.JobErrorCodes.AlreadyRunning, `Run ${running} is still training.`, 'Wait for it to end, or cancel it (QLoRA Studio: Cancel Run).') };
     }
-    const tee = new LogTee(path.join(prepared.runDir, EngineLogFile));
+    const tee = new LogTee(path.join(prepared.runDir, RunFolder.engineLog));
     if (prepared.resume) tee.open();
     let runId: string | null = null;
     const buffered: [string, unknown][] = [];
@@ -174,7 +175,7 @@ export class TrainJobs {
 
 /** <run-dir>/config.yaml: the resolved config, as run (atomic; a resume rewrites it). */
 function saveConfig(prepared: Extract<Prepared, { ok: true }>, runDir: string): void {
-  const file = path.join(runDir, ConfigFile);
+  const file = path.join(runDir, RunFolder.config);
   if (fs.existsSync(file) && !prepared.resume) return;
   const header = `The resolved config of this run, as run (from ${prepared.configFile}).\nResume: qlora-studio train --resume ${runDir}`;
   const temp = `${file}.tmp-${process.pid}`;

@@ -1,43 +1,11 @@
 /**
- * The runs folder: one sub-folder per fine-tune (see ARCHITECTURE.md "Run folder"). The engine writes
- * run.json, metrics, checkpoints and the adapter; this side names new runs, lists them and finds what a
+ * The runs folder: one sub-folder per fine-tune, its files named and typed in protocol/runFolder.ts. The engine
+ * writes run.json, metrics, checkpoints and the adapter; this side names new runs, lists them and finds what a
  * resume needs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DataSummary, EngineErrorData, RunStatus } from '../../../protocol/engine';
-
-export const RunFile = 'run.json';
-export const ConfigFile = 'config.yaml';
-export const EngineLogFile = 'engine.log';
-export const CheckpointsDir = 'checkpoints';
-export const AdapterDir = 'adapter';
-export const BestAdapterDir = 'best-adapter';
-
-/** The best checkpoint by train.best_metric (run.json's `best`): its checkpoint is kept, best-adapter/ is its copy. */
-export interface BestCheckpoint {
-  metric: 'eval_loss' | 'rouge1' | 'rouge2' | 'rougeL' | 'rougeLsum';
-  value: number;
-  step: number;
-  /** checkpoints/step-N of that step. */
-  path: string;
-  /** <run-dir>/best-adapter. */
-  adapterPath: string;
-}
-
-/** run.json, as the engine writes it (status `running` while the run is active). */
-export interface RunRecord {
-  runId: string;
-  status: RunStatus | 'running';
-  step: number;
-  totalSteps: number;
-  startedAt: string | null;
-  endedAt: string | null;
-  data: DataSummary | null;
-  adapterPath: string | null;
-  error: EngineErrorData | null;
-  best: BestCheckpoint | null;
-}
+import { RunFolder, type RunRecord } from '../../../protocol/runFolder';
 
 export interface RunEntry {
   /** Folder name (the run id). */
@@ -74,12 +42,12 @@ export function newRunId(configFile: string, runsDir: string, now: Date = new Da
 
 export function readRun(dir: string): RunEntry {
   const id = path.basename(dir);
-  const file = path.join(dir, RunFile);
+  const file = path.join(dir, RunFolder.record);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    return { id, dir, record: null, problem: `no ${RunFile}` };
+    return { id, dir, record: null, problem: `no ${RunFolder.record}` };
   }
   try {
     const parsed = JSON.parse(text) as unknown;
@@ -96,10 +64,11 @@ export function readRun(dir: string): RunEntry {
       adapterPath: raw.adapterPath ?? null,
       error: raw.error ?? null,
       best: raw.best && typeof raw.best === 'object' && typeof raw.best.step === 'number' ? raw.best : null,
+      picks: raw.picks ?? null,
     };
     return { id, dir, record, problem: null };
   } catch (error) {
-    return { id, dir, record: null, problem: `unreadable ${RunFile}: ${(error as Error).message}` };
+    return { id, dir, record: null, problem: `unreadable ${RunFolder.record}: ${(error as Error).message}` };
   }
 }
 
@@ -115,7 +84,7 @@ export function listRuns(runsDir: string): RunEntry[] {
   for (const entry of names) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = path.join(runsDir, entry.name);
-    if (!fs.existsSync(path.join(dir, RunFile)) && !fs.existsSync(path.join(dir, ConfigFile))) continue;
+    if (!fs.existsSync(path.join(dir, RunFolder.record)) && !fs.existsSync(path.join(dir, RunFolder.config))) continue;
     runs.push(readRun(dir));
   }
   const key = (r: RunEntry): string => r.record?.startedAt ?? '';
@@ -127,7 +96,7 @@ export function listRuns(runsDir: string): RunEntry[] {
  * being written, `.tmp-…` left by a crash) is not a checkpoint — writes are temp folder + rename.
  */
 export function newestCheckpoint(runDir: string): Checkpoint | null {
-  const dir = path.join(runDir, CheckpointsDir);
+  const dir = path.join(runDir, RunFolder.checkpoints);
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -154,13 +123,13 @@ export function resumeTarget(runDirArg: string, cwd: string = process.cwd()): Re
   if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) {
     return { ok: false, message: `run folder not found: ${runDir}` };
   }
-  const configFile = path.join(runDir, ConfigFile);
+  const configFile = path.join(runDir, RunFolder.config);
   if (!fs.existsSync(configFile)) {
-    return { ok: false, message: `${runDir} has no ${ConfigFile} (the config as run); is it a run folder?` };
+    return { ok: false, message: `${runDir} has no ${RunFolder.config} (the config as run); is it a run folder?` };
   }
   const checkpoint = newestCheckpoint(runDir);
   if (!checkpoint) {
-    return { ok: false, message: `${runDir} has no checkpoint to resume from (${CheckpointsDir}/step-N)` };
+    return { ok: false, message: `${runDir} has no checkpoint to resume from (${RunFolder.checkpoints}/step-N)` };
   }
   const entry = readRun(runDir);
   return { ok: true, runDir, runId: entry.record?.runId ?? path.basename(runDir), configFile, checkpoint, record: entry.record };
