@@ -111,16 +111,11 @@ export class JobManager {
     } catch (error) {
       return { started: null, problem: problemFromError(error) };
     }
-    return this.training.start(engine, prepared, this.engine.hold());
+    return this.training.start(engine, prepared.target, this.engine.hold());
   }
 
   async trainCancel(params: L.TrainCancelParams): Promise<L.TrainCancelResult> {
-    try {
-      const engine = this.training.active.length ? await this.engine.engine(await this.pythonSetting()) : null;
-      return await this.training.cancel(engine, params.runId);
-    } catch {
-      return { cancelling: false };
-    }
+    return this.training.cancel(params.runId);
   }
 
   list(): L.JobsListResult {

@@ -1,19 +1,12 @@
 /**
- * Training jobs in the language server: the same steps as `qlora-studio train` (load and validate the config,
- * name the run folder, `train/start`, save the resolved config, tee the engine log into the run folder), with the
- * engine's notifications forwarded to the client with the run folder added. One training run at a time.
+ * Training jobs in the language server: the editor's front end to the training core (server/src/train/), which
+ * `qlora-studio train` shares. The engine's notifications go to the client with the run folder added. One training
+ * run at a time.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ResolvedConfig } from '../../../protocol/config';
-import * as E from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
-import { loadConfig } from '../config/load';
-import { configToYaml } from '../config/serialize';
-import { LogTee } from '../runs/logTee';
-import { RunFolder } from '../../../protocol/runFolder';
-import { newestCheckpoint, newRunId, resumeTarget } from '../runs/registry';
-import type { Disposable } from '../engine/rpc';
+import { prepareTrain as prepare, type TrainTarget } from '../train/prepare';
+import { TrainSession } from '../train/session';
 import type { EngineSupervisor } from '../engine/supervise';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
@@ -23,37 +16,24 @@ export interface Notify {
 
 interface ActiveRun {
   job: L.ActiveJob;
-  tee: LogTee;
-  subs: Disposable[];
+  session: TrainSession;
   release: () => void;
 }
 
-export type Prepared = { ok: true; config: ResolvedConfig; configFile: string; runDir: string; resume: boolean } | { ok: false; problem: L.JobProblem };
+export type Prepared = { ok: true; target: TrainTarget } | { ok: false; problem: L.JobProblem };
 
-/** Loads the config (or the run's saved one, to resume) and picks the run folder. */
+/** Loads the config (or the run's saved one, to resume) and picks the run folder; a failure as a JobProblem. */
 export function prepareTrain(params: L.TrainStartParams): Prepared {
-  if (params.resumeRunDir) {
-    const target = resumeTarget(params.resumeRunDir);
-    if (!target.ok) return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, target.message, 'Pick a run that was cancelled or failed after its first checkpoint.') };
-    const loaded = loadConfig(target.configFile);
-    if (!loaded.ok) return { ok: false, problem: problemFromConfig(loaded.errors, path.dirname(target.configFile)) };
-    if (loaded.config.train.max_steps <= target.checkpoint.step) {
-      return {
-        ok: false,
-        problem: problem(
-          L.JobErrorCodes.RunNotUsable,
-          `The run already reached max_steps ${loaded.config.train.max_steps} at its checkpoint (step ${target.checkpoint.step}).`,
-          `To train longer, raise train.max_steps in ${target.configFile} and resume again.`,
-        ),
-      };
-    }
-    return { ok: true, config: loaded.config, configFile: target.configFile, runDir: target.runDir, resume: true };
+  const request = params.resumeRunDir ? { resumeRunDir: params.resumeRunDir } : { configFile: params.configPath, runsDir: params.runsDir };
+  const prepared = prepare(request, process.cwd());
+  if (prepared.ok) return prepared;
+  const failure = prepared.failure;
+  if (failure.kind === 'config') {
+    const file = failure.errors[0]?.file;
+    return { ok: false, problem: problemFromConfig(failure.errors, file ? path.dirname(file) : process.cwd()) };
   }
-  const configFile = path.resolve(params.configPath);
-  const loaded = loadConfig(configFile);
-  if (!loaded.ok) return { ok: false, problem: problemFromConfig(loaded.errors, path.dirname(configFile)) };
-  const runsDir = path.resolve(params.runsDir);
-  return { ok: true, config: loaded.config, configFile, runDir: path.join(runsDir, newRunId(configFile, runsDir)), resume: false };
+  const fix = failure.field === 'train.max_steps' ? 'Raise train.max_steps in the run\'s config.yaml and resume again.' : 'Pick a run that was cancelled or failed after its first checkpoint.';
+  return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, failure.message, fix) };
 }
 
 export class TrainJobs {
@@ -68,118 +48,60 @@ export class TrainJobs {
     return [...this.runs.values()].map((r) => r.job);
   }
 
-  async start(engine: EngineSupervisor, prepared: Extract<Prepared, { ok: true }>, release: () => void): Promise<L.TrainStartResult> {
+  async start(engine: EngineSupervisor, target: TrainTarget, release: () => void): Promise<L.TrainStartResult> {
     if (this.runs.size > 0) {
       release();
       const running = [...this.runs.values()][0]!.job.runId;
       return { started: null, problem: problem(L.JobErrorCodes.AlreadyRunning, `Run ${running} is still training.`, 'Wait for it to end, or cancel it (QLoRA Studio: Cancel Run).') };
     }
-    const tee = new LogTee(path.join(prepared.runDir, RunFolder.engineLog));
-    if (prepared.resume) tee.open();
-    let runId: string | null = null;
-    const buffered: [string, unknown][] = [];
-    const mine = (p: { runId: string }): boolean => runId === null || p.runId === runId;
-    const forward = <M extends L.LspNotificationMethod>(method: M, params: L.LspNotifications[M]): void => {
-      if (runId === null) buffered.push([method, params]);
-      else this.notify(method, params);
-    };
-    const active: ActiveRun = {
-      job: { runId: '', runDir: prepared.runDir, configPath: prepared.configFile, kind: 'train', progress: null, stage: null },
-      tee,
-      subs: [],
-      release,
-    };
-    const runDir = prepared.runDir;
-    active.subs.push(
-      engine.onStderr((line) => tee.line(line)),
-      engine.onNotification(E.TrainDidStage, (p) => {
-        if (!mine(p)) return;
-        active.job.stage = p.stage;
-        forward(L.TrainDidStage, { ...p, runDir });
-      }),
-      engine.onNotification(E.TrainDidProgress, (p) => {
-        if (!mine(p)) return;
-        active.job.progress = p;
-        forward(L.TrainDidProgress, { ...p, runDir });
-      }),
-      engine.onNotification(E.TrainDidEval, (p) => mine(p) && forward(L.TrainDidEval, { ...p, runDir })),
-      engine.onNotification(E.TrainDidCheckpoint, (p) => mine(p) && forward(L.TrainDidCheckpoint, { ...p, runDir })),
-      engine.onNotification(E.TrainDidEnd, (p) => {
-        if (mine(p)) void this.finish(runDir, { ...p, runDir });
-      }),
-      engine.onExit((exit) => {
-        if (!this.runs.has(runDir)) return;
-        const step = active.job.progress?.step ?? 0;
-        void this.finish(runDir, {
-          runId: runId ?? path.basename(runDir),
-          runDir,
-          status: exit.expected ? 'cancelled' : 'failed',
-          step,
-          adapterPath: null,
-          checkpointPath: newestCheckpoint(runDir)?.path ?? null,
-          error: exit.expected ? null : { code: E.ErrorCodes.InternalError, message: exit.error.message },
-        });
-      }),
-    );
-    this.runs.set(runDir, active);
-    let started: E.TrainStartResult;
+    const runDir = target.runDir;
+    const job: L.ActiveJob = { runId: '', runDir, configPath: target.configFile, kind: 'train', progress: null, stage: null };
+    const session = new TrainSession(engine, target, {
+      stage: (p) => {
+        job.stage = p.stage;
+        this.notify(L.TrainDidStage, { ...p, runDir });
+      },
+      progress: (p) => {
+        job.progress = p;
+        this.notify(L.TrainDidProgress, { ...p, runDir });
+      },
+      evaluated: (p) => this.notify(L.TrainDidEval, { ...p, runDir }),
+      checkpoint: (p) => this.notify(L.TrainDidCheckpoint, { ...p, runDir }),
+    });
+    this.runs.set(runDir, { job, session, release });
+    let started;
     try {
-      started = await engine.request(E.TrainStart, { runDir, config: prepared.config, resume: prepared.resume });
+      started = await session.start((s) => (job.runId = s.runId));
     } catch (error) {
-      if (fs.existsSync(runDir)) tee.open();
-      this.drop(runDir);
+      await this.drop(runDir);
       return { started: null, problem: problemFromError(error) };
     }
-    runId = started.runId;
-    active.job.runId = started.runId;
-    tee.open();
-    saveConfig(prepared, started.runDir);
-    for (const [method, params] of buffered.splice(0)) {
-      const p = params as { runId: string };
-      if (p.runId === runId) this.notify(method as L.LspNotificationMethod, params as never);
-    }
-    return { started: { ...started, configPath: prepared.configFile }, problem: null };
+    void session.ended.then((end) => this.finish(runDir, { ...end, runDir }));
+    return { started: { ...started, configPath: target.configFile }, problem: null };
   }
 
-  async cancel(engine: EngineSupervisor | null, runId: string): Promise<L.TrainCancelResult> {
+  async cancel(runId: string): Promise<L.TrainCancelResult> {
     const run = [...this.runs.values()].find((r) => r.job.runId === runId);
-    if (!run || !engine) return { cancelling: false };
-    return engine.request(E.TrainCancel, { runId });
+    return { cancelling: run ? await run.session.cancel() : false };
   }
 
   private async finish(runDir: string, end: L.TrainDidEndParams): Promise<void> {
     const run = this.runs.get(runDir);
     if (!run) return;
-    this.drop(runDir);
-    await run.tee.close();
-    this.notify(L.TrainDidEnd, { ...end, checkpointPath: end.checkpointPath ?? newestCheckpoint(runDir)?.path ?? null });
+    await this.drop(runDir);
+    this.notify(L.TrainDidEnd, end);
     this.onEnded?.(run.job.configPath, end);
   }
 
-  private drop(runDir: string): void {
+  private async drop(runDir: string): Promise<void> {
     const run = this.runs.get(runDir);
     if (!run) return;
     this.runs.delete(runDir);
-    for (const s of run.subs) s.dispose();
     run.release();
+    await run.session.close();
   }
 
   async dispose(): Promise<void> {
-    for (const runDir of [...this.runs.keys()]) {
-      const run = this.runs.get(runDir)!;
-      this.drop(runDir);
-      await run.tee.close();
-    }
+    for (const runDir of [...this.runs.keys()]) await this.drop(runDir);
   }
-}
-
-/** <run-dir>/config.yaml: the resolved config, as run (atomic; a resume rewrites it). */
-function saveConfig(prepared: Extract<Prepared, { ok: true }>, runDir: string): void {
-  const file = path.join(runDir, RunFolder.config);
-  if (fs.existsSync(file) && !prepared.resume) return;
-  const header = `The resolved config of this run, as run (from ${prepared.configFile}).\nResume: qlora-studio train --resume ${runDir}`;
-  const temp = `${file}.tmp-${process.pid}`;
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(temp, configToYaml(prepared.config, header));
-  fs.renameSync(temp, file);
 }
