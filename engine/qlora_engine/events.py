@@ -27,3 +27,30 @@ class Events:
 
 class NullEvents(Events):
     """Reports nothing."""
+
+
+class Fanout(Events):
+    """Every event to each of several subscribers, in order (the run folder's metrics log first)."""
+
+    def __init__(self, *subscribers: Events) -> None:
+        self.subscribers = subscribers
+
+    def stage(self, stage: str, message: str) -> None:
+        for s in self.subscribers:
+            s.stage(stage, message)
+
+    def progress(self, params: Dict[str, Any]) -> None:
+        for s in self.subscribers:
+            s.progress(params)
+
+    def eval(self, params: Dict[str, Any]) -> None:
+        for s in self.subscribers:
+            s.eval(params)
+
+    def checkpoint(self, params: Dict[str, Any]) -> None:
+        for s in self.subscribers:
+            s.checkpoint(params)
+
+    def end(self, params: Dict[str, Any]) -> None:
+        for s in self.subscribers:
+            s.end(params)

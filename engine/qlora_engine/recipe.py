@@ -46,8 +46,9 @@ from .data import Batch, Dataset, collate, load_dataset
 from .errors import (BadConfig, CheckpointNotFound, EngineError, RunNotFound, TrainingDiverged, WriteFailed,
                      out_of_memory, write_failed)
 from .locks import gpu_lock, run_folder_lock
-from .events import Events, NullEvents
-from .files import append_jsonl, read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
+from .metrics_log import MetricsLog
+from .events import Events, Fanout, NullEvents
+from .files import read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
 from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype, device,
                     load_base_model, load_tokenizer, uncompile_layers)
@@ -100,7 +101,8 @@ class Recipe:
         self.run_dir = Path(run_dir).absolute()
         self.run_id = self.run_dir.name
         self.resume = resume
-        self.events: Events = events or NullEvents()
+        # metrics.jsonl listens to the same events as the caller: each metric is reported once.
+        self.events: Events = Fanout(MetricsLog(self.run_dir / RUN_FOLDER["metrics"]), events or NullEvents())
         self.cancel = cancel or threading.Event()
         self.config: Optional[Config] = None
         self.summary: Optional[Dict[str, int]] = None
@@ -474,7 +476,6 @@ class Recipe:
                "gpuMemoryBytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
                "elapsedSeconds": elapsed,
                "etaSeconds": (self.total_steps - self.step) * elapsed / max(session_steps, 1)}
-        append_jsonl(self.metrics_path, {"type": "train", **row})
         self.events.progress({"runId": self.run_id, "totalSteps": self.total_steps, **row})
 
     @torch.no_grad()
@@ -500,7 +501,6 @@ class Recipe:
         improved = self.best.update(row)
         if improved:
             row["best"] = True
-        append_jsonl(self.metrics_path, {"type": "eval", **row})
         self.events.eval({"runId": self.run_id, **row})
         return improved
 
