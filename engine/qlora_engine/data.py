@@ -20,26 +20,14 @@ import torch
 
 from .config import Config
 from .errors import BadConfig, BadDataset, BadTemplate
+from .packing import block_causal_mask, pack
+from .sequence import IGNORE, Sequence
 from .template import PromptTemplate
-
-IGNORE = -100
-
 
 @dataclass(frozen=True)
 class Record:
     line: int  # 1-based line in the file
     fields: Dict[str, Any]
-
-
-@dataclass
-class Sequence:
-    """One training row: one record, or several packed records (lengths gives each record's token count)."""
-    input_ids: List[int]
-    labels: List[int]
-    lengths: Tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
 
 
 @dataclass
@@ -207,8 +195,6 @@ def split_validation(records: List[Record], fraction: float, seed: int) -> Tuple
 
 
 def load_dataset(config: Config, template: PromptTemplate, tokenizer: Any) -> Dataset:
-    from .packing import pack  # packing imports this module for Sequence
-
     train_records = read_jsonl(config.data.train, field="data.train")
     check_fields(train_records, template, config.data.train)
     if config.data.validation is not None:
@@ -260,7 +246,6 @@ class Batch:
         if self.segment_ids is None:
             inputs["attention_mask"] = self.attention_mask.to(device)
         else:
-            from .packing import block_causal_mask
             inputs["attention_mask"] = block_causal_mask(self.segment_ids.to(device), mask_dtype)
             inputs["position_ids"] = self.position_ids.to(device)
         return inputs

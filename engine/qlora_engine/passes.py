@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .data import IGNORE, Sequence
+from .sequence import IGNORE, Sequence
 from .model import base_model
-from .packing import isolation_error
+from .isolation import isolation_error
 from . import varlen
 
 

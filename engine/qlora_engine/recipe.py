@@ -54,7 +54,8 @@ from .model import (add_lora, check_device_support, check_model, compile_layers,
                     load_base_model, load_tokenizer, uncompile_layers)
 from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, token_loss_sum
-from .packing import mask_dtype, verify_packing
+from .isolation import verify_packing
+from .packing import mask_dtype
 from .passes import pass_loss_sum, plan_passes, step_targets, verify_passes
 from .plan import resolve
 from . import varlen

@@ -9,7 +9,8 @@ from conftest import TINY
 from qlora_engine.data import IGNORE, Sequence, collate
 from qlora_engine.errors import BadConfig
 from qlora_engine.order import token_loss_sum
-from qlora_engine.packing import block_causal_mask, pack, verify_packing
+from qlora_engine.isolation import verify_packing
+from qlora_engine.packing import block_causal_mask, pack
 
 
 @pytest.fixture(scope="module")

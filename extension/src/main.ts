@@ -3,8 +3,9 @@
  * loop, then the language client (linting works in untrusted workspaces; jobs refuse there, saying why).
  */
 import * as vscode from 'vscode';
-import { commands, type Services } from './commands';
-import { Summaries } from './commands/summarize';
+import { commands } from './commands';
+import type { Services } from './commands/services';
+import { Summaries } from './summaries';
 import { Ctx, UserError } from './context';
 import { Dashboard } from './dashboard/panel';
 import { RunsTree } from './runsTree';

@@ -31,3 +31,55 @@ test('the module map leaves no module out', () => {
   const omitted = modules().filter((m) => !named.has(m));
   assert.deepEqual(omitted, [], 'in the tree but not in docs/architecture.md');
 });
+
+/** Local imports of every module: `from './x'` / `from '../y'` in TypeScript, `from .x import` in the engine. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  const resolveTs = (from: string, spec: string): string | null => {
+    const base = path.resolve(path.dirname(path.join(repo, from)), spec);
+    for (const candidate of [`${base}.ts`, path.join(base, 'index.ts')]) if (fs.existsSync(candidate)) return path.relative(repo, candidate);
+    return null;
+  };
+  for (const file of modules().filter((m) => m.endsWith('.ts'))) {
+    const text = fs.readFileSync(path.join(repo, file), 'utf8');
+    const specs = [...text.matchAll(/^(?:import|export)[^'"]*from '(\.[^']*)'/gm)].map((m) => m[1]!);
+    graph.set(file, specs.map((s) => resolveTs(file, s)).filter((f): f is string => f !== null));
+  }
+  for (const file of modules().filter((m) => m.endsWith('.py'))) {
+    const text = fs.readFileSync(path.join(repo, file), 'utf8');
+    const names = [...text.matchAll(/^\s*from \.(\w+) import/gm), ...text.matchAll(/^\s*from \. import (\w+)/gm)].map((m) => m[1]!);
+    graph.set(file, names.map((n) => `engine/qlora_engine/${n}.py`).filter((f) => fs.existsSync(path.join(repo, f))));
+  }
+  for (const dir of ['server/src', 'extension/src']) {
+    // server/src's folders are listed as folders above; their files are modules too.
+    const walk = (d: string): string[] =>
+      fs.readdirSync(path.join(repo, d), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${d}/${e.name}`) : e.name.endsWith('.ts') ? [`${d}/${e.name}`] : []));
+    for (const file of walk(dir)) {
+      if (graph.has(file)) continue;
+      const text = fs.readFileSync(path.join(repo, file), 'utf8');
+      const specs = [...text.matchAll(/^(?:import|export)[^'"]*from '(\.[^']*)'/gm)].map((m) => m[1]!);
+      graph.set(file, specs.map((s) => resolveTs(file, s)).filter((f): f is string => f !== null));
+    }
+  }
+  return graph;
+}
+
+test('no import cycles, type-only imports included', () => {
+  const graph = importGraph();
+  const state = new Map<string, 'open' | 'done'>();
+  const cycles: string[] = [];
+  const stack: string[] = [];
+  const visit = (node: string): void => {
+    state.set(node, 'open');
+    stack.push(node);
+    for (const next of graph.get(node) ?? []) {
+      if (state.get(next) === 'open') cycles.push([...stack.slice(stack.indexOf(next)), next].join(' → '));
+      else if (!state.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(node, 'done');
+  };
+  for (const node of graph.keys()) if (!state.has(node)) visit(node);
+  assert.ok(graph.size > 150, `the import graph was not read (${graph.size} modules)`);
+  assert.deepEqual(cycles, []);
+});

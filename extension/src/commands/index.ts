@@ -7,23 +7,15 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
 import { RunFolder } from '../../../protocol/runFolder';
-import type { Ctx } from '../context';
 import { UserError } from '../context';
-import type { Dashboard } from '../dashboard/panel';
-import { ReportFile } from '../runs/read';
 import { pickRun, problemError, requireTrusted } from '../guards';
-import { runDirOf, type RunsTree } from '../runsTree';
+import { ReportFile } from '../runs/read';
+import { runDirOf } from '../runsTree';
 import { settings } from '../settings';
 import { newProject, setupEngine } from './project';
-import { closeSummary, insertSummary, summarizeSelection, toggleCompareWithBase, type Summaries } from './summarize';
+import type { Services } from './services';
+import { closeSummary, insertSummary, summarizeSelection, toggleCompareWithBase } from './summarize';
 import { cancelRun, fineTune, resumeRun } from './train';
-
-export interface Services {
-  ctx: Ctx;
-  runs: RunsTree;
-  dashboard: Dashboard;
-  summaries: Summaries;
-}
 
 type Handler = (...args: never[]) => unknown;
 

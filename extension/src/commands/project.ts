@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { Services } from '.';
+import type { Services } from './services';
 import { UserError } from '../context';
 import { requireTrusted } from '../guards';
 import { settings, workspaceRoot } from '../settings';

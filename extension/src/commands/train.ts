@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
-import type { Services } from '.';
+import type { Services } from './services';
 import { UserError } from '../context';
 import { formatBytes, formatCount, formatDuration } from '../format';
 import { pickRun, problemError, requireFolder, requireTrusted } from '../guards';

@@ -14,20 +14,11 @@ import { cuda } from './config-rules/cuda';
 import { evaluation } from './config-rules/evaluation';
 import { ranges } from './config-rules/ranges';
 import { targetModules } from './config-rules/target-modules';
-import { runFailureDiagnostic } from './run-failure';
+import { runFailureDiagnostic, type RunFailure } from './run-failure';
 import type { ConfigLintInput, ConfigRule } from './config-rules/types';
 import { LineIndex, span, type LintDiagnostic, type Span } from './types';
 
 export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda, evaluation];
-
-/** The last run of this config failed: where its cause is fixed (server/src/lint/run-failure.ts). */
-export interface RunFailure {
-  runId: string;
-  code: number;
-  message: string;
-  /** Dotted config field the engine named (train.learning_rate), if any. */
-  field?: string | null;
-}
 
 export interface ConfigLintOptions {
   env?: NodeJS.ProcessEnv;

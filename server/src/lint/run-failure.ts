@@ -8,7 +8,6 @@
  */
 import { isScalar, type Document } from 'yaml';
 import { ErrorCodes } from '../../../protocol/engine';
-import type { RunFailure } from './config';
 import type { Fix, LintDiagnostic, Span } from './types';
 
 type RangeOf = (segments: readonly (string | number)[]) => Span;
@@ -17,6 +16,15 @@ const FieldByCode: Partial<Record<number, string>> = {
   [ErrorCodes.OutOfMemory]: 'train.micro_batch_size',
   [ErrorCodes.TrainingDiverged]: 'train.learning_rate',
 };
+
+/** The last run of this config failed: where its cause is fixed (diagnosed here). */
+export interface RunFailure {
+  runId: string;
+  code: number;
+  message: string;
+  /** Dotted config field the engine named (train.learning_rate), if any. */
+  field?: string | null;
+}
 
 export function runFailureDiagnostic(failure: RunFailure, doc: Document, rangeOf: RangeOf): LintDiagnostic {
   const field = failure.field ?? FieldByCode[failure.code] ?? null;
