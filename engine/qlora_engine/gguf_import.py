@@ -113,12 +113,17 @@ def import_gguf(source: Path, out: Path, progress: Progress = _quiet) -> Dict[st
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # progress goes through `progress`, not tqdm on stderr
     folder, name = str(source.parent), source.name
-    progress("tokenizer", None)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    progress(f"dequantizing {facts['tensors']} tensors", None)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32, use_safetensors=None)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # progress goes through `progress`; only for this import, not the engine's life
+    try:
+        progress("tokenizer", None)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        progress(f"dequantizing {facts['tensors']} tensors", None)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32, use_safetensors=None)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the saved weights are plain float32, not GGUF

@@ -11,7 +11,7 @@ import { Generate, type GenerateParams } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine/supervise';
-import { RunFolder } from '../../../protocol/runFolder';
+import { AdapterConfigFile, RunFolder } from '../../../protocol/runFolder';
 import { compilePart, renderPart } from '../templates/jinja';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
@@ -26,7 +26,7 @@ export function runForGeneration(runDir: string): { ok: true; run: RunForGenerat
     return { ok: false, problem: problem(L.JobErrorCodes.RunNotUsable, `${runDir} has no ${RunFolder.config}; is it a run folder?`, 'Pick a completed run.') };
   }
   const adapter = path.join(runDir, RunFolder.adapter);
-  if (!fs.existsSync(path.join(adapter, 'adapter_config.json'))) {
+  if (!fs.existsSync(path.join(adapter, AdapterConfigFile))) {
     return {
       ok: false,
       problem: problem(L.JobErrorCodes.RunNotUsable, `The run ${path.basename(runDir)} has no adapter yet (it is written when training completes).`, 'Pick a completed run, or wait for this one to finish.'),

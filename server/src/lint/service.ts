@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResolvedConfig } from '../../../protocol/config';
 import type { TrainDidEndParams, TrainPlanResult } from '../../../protocol/engine';
+import { EngineError } from '../engine/rpc';
 import { lintConfig, type ConfigLintOptions } from './config';
 import type { RunFailure } from './run-failure';
 import type { Lines } from './documents';
@@ -305,8 +306,9 @@ export class LintService {
         // even in a trusted workspace. Only an explicit command (train, plan, eval) honours the config's value.
         title = planLensTitle(await plan({ ...config, trust_remote_code: false }));
       } catch (error) {
-        const first = (error as Error).message.split('\n')[0]!;
-        title = config.trust_remote_code && /trust_remote_code/.test(first) ? RemoteCodeLensTitle : `Memory estimate unavailable: ${first}`;
+        // The engine names the field to change; trust_remote_code means the model needs its own code.
+        const needsCode = error instanceof EngineError && error.data.field === 'trust_remote_code';
+        title = config.trust_remote_code && needsCode ? RemoteCodeLensTitle : `Memory estimate unavailable: ${(error as Error).message.split('\n')[0]}`;
       }
       if (state.plan?.key === key) {
         state.plan.title = title;
