@@ -1,6 +1,7 @@
 """QLoRA Studio's engine, timed step by step, for bench/train_speed.sh (one variant per process).
 
     python bench/engine_speed.py --model /tmp/phi2-random --train TRAIN.jsonl --validation DEV.jsonl --variant tutorial
+        [--set train.loss_chunk=1024] [--inductor triton.cudagraphs=true]   (one-off variations of a variant)
 
 Runs the engine's own code (Recipe.validate, setup, _optimizer_step: the training loop's step) and reports, as one
 JSON line: seconds per optimizer step (mean over the timed steps, and median), tokens/s, the projected time of
@@ -84,11 +85,28 @@ def main() -> None:
     p.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     p.add_argument("--steps", type=int)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--set", action="append", default=[], help="config override KEY=JSON (dotted key), repeatable")
+    p.add_argument("--inductor", action="append", default=[], help="torch._inductor.config KEY=JSON, repeatable")
     a = p.parse_args()
     overrides, steps = VARIANTS[a.variant]
     steps = a.steps or steps
     cfg = merge(tutorial_config(str(Path(a.model).resolve()), str(Path(a.train).resolve()),
                                 str(Path(a.validation).resolve())), overrides)
+    for item in a.set:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = json.loads(value)
+    for item in a.inductor:
+        import torch._inductor.config as inductor_config
+        key, value = item.split("=", 1)
+        target = inductor_config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = getattr(target, part)
+        setattr(target, leaf, json.loads(value))
     if cfg["template"] == "SAMPLE":
         cfg["template"] = str(ROOT / "samples/dialogsum/summarize.prompt.yaml")
     if a.variant.endswith("22GiB"):  # a 24 GB card's usable memory
@@ -140,7 +158,8 @@ def main() -> None:
     step_s = wall / steps
     flops_per_token = 4 * base  # frozen base: forward 2N + input gradients 2N; recompute and LoRA not counted
     print(json.dumps({
-        "stack": "engine", "variant": a.variant, "device": torch.cuda.get_device_name(0), "steps": steps,
+        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor]),
+        "device": torch.cuda.get_device_name(0), "steps": steps,
         "data": summary, "picks": picks, "step_s_mean": step_s, "step_s_median": statistics.median(times),
         "tokens_per_step": tokens / steps, "tokens_per_s": tokens / wall, "projected_1000_steps_s": 1000 * step_s,
         "peak_bytes": peak, "plan_peak_bytes": plan["peakBytes"], "plan_picks": plan["picks"],

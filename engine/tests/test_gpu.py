@@ -51,8 +51,15 @@ def test_qlora_trains_and_generates(ws):
     assert len(out["completions"]) == 3
 
 
-def test_qlora_resume_is_exact_on_gpu(ws):
-    config = qlora_config(ws, lora={"dropout": 0.1})
+LAYER_MODES = {  # train settings of each way the decoder layers run
+    "eager": {"compile": False},
+    "compiled": {"compile": True, "gradient_checkpointing": False},  # dropout inside Inductor's kernels
+}
+
+
+@pytest.mark.parametrize("mode", sorted(LAYER_MODES))
+def test_qlora_resume_is_exact_on_gpu(ws, mode):
+    config = qlora_config(ws, lora={"dropout": 0.1}, train={"optimizer": "adamw_torch_fused", **LAYER_MODES[mode]})
     Recipe(config, ws.runs / "full").run()
     cancel = threading.Event()
     assert Recipe(config, ws.runs / "part", events=Record(3, cancel), cancel=cancel).run()["status"] == "cancelled"
@@ -114,3 +121,29 @@ def test_plan_is_close_to_measured_peak(phi_width_model, ws, quantization, check
     for term in plan["terms"]:
         print(f"  {term['bytes'] / 2**30:7.3f} GiB  {term['name']}")
     assert 0.85 < ratio < 1.3
+
+
+def test_out_of_memory_for_real_ends_failed_and_frees_the_gpu(phi_width_model, ws):
+    """A pass far larger than a 3 GiB cap: a real CUDA OOM ends the run `failed` with OutOfMemory naming the
+    settings that fix it, and the same process trains again afterwards (the memory was given back)."""
+    from qlora_engine.protocol import ERROR_CODES
+    words = 2048 - 40
+    write_jsonl(ws.train, [{"dialogue": " ".join(["hello"] * words), "summary": "ok"} for _ in range(8)])
+    base = dict(model=str(phi_width_model), quantization="nf4", max_length=2048, data={"validation_split": 0.0})
+    big = ws.config(**base, train={"max_steps": 2, "micro_batch_size": 8, "gradient_accumulation": 1,
+                                   "tokens_per_pass": 16384, "gradient_checkpointing": False, "compile": False})
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(3 * 2**30 / total)
+    try:
+        end = Recipe(big, ws.runs / "oom").run()
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert end["status"] == "failed", end
+    assert end["error"]["code"] == ERROR_CODES["OutOfMemory"], end["error"]
+    assert "micro_batch_size" in end["error"]["message"] and "gradient_checkpointing" in end["error"]["message"]
+    record = json.loads((ws.runs / "oom" / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"]["code"] == ERROR_CODES["OutOfMemory"]
+    assert torch.cuda.memory_allocated() < 2**28, torch.cuda.memory_allocated()  # nothing of the run is held
+    small = ws.config(**base, train={"max_steps": 1, "micro_batch_size": 1, "gradient_accumulation": 1,
+                                     "gradient_checkpointing": True, "compile": False})
+    assert Recipe(small, ws.runs / "after").run()["status"] == "completed"
