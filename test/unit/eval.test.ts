@@ -178,6 +178,23 @@ describe('eval: run', () => {
     assert.deepEqual(report.referenceFields, ['summary1', 'summary2', 'summary3']);
   });
 
+  it('generates longest prompts first, each record once, and reports in file order', async () => {
+    const { file, config } = setup('order');
+    const prepared = await prepareEvaluation({ config, configFile: file, adapter, limit: 9, batchSize: 2 });
+    const { calls, generate } = scripted(() => 'base', (r) => `echo ${String(r.dialogue).slice(0, 40)}`);
+    const report = await runEvaluation(prepared, generate);
+    const dialogues = prepared.records.map((r) => String(r.fields.dialogue));
+    for (const phase of [calls.slice(0, 5), calls.slice(5)]) {
+      const sent = phase.flatMap((c) => c.records.map((r) => String(r.dialogue)));
+      assert.deepEqual([...sent].sort(), [...dialogues].sort(), 'every record once per phase');
+      assert.deepEqual(sent, prepared.order.map((i) => dialogues[i]!), 'in the prepared order');
+      assert.equal(sent[0]!.length, Math.max(...dialogues.map((d) => d.length)), 'longest (in tokens) first');
+      assert.notDeepEqual(sent, dialogues, 'the sample file is not already in length order');
+    }
+    assert.deepEqual(report.examples.map((e) => e.line), prepared.records.map((r) => r.line));
+    report.examples.forEach((e, i) => assert.equal(e.adapter.text, `echo ${dialogues[i]!.slice(0, 40)}`));
+  });
+
   it('stops between chunks when cancelled', async () => {
     const { config } = setup('cancel');
     const abort = new AbortController();
@@ -198,7 +215,9 @@ describe('eval: run', () => {
     const prepared = await prepareEvaluation({ config, adapter, limit: 6, batchSize: 2 });
     const error = await rejection(runEvaluation(prepared, generate));
     assert.ok(error instanceof EvalInputError, String(error));
-    assert.deepEqual([error.line, error.field, path.basename(error.file!)], [2, 'max_length', 'test.jsonl']);
+    // records[1] of the first request is the second-longest prompt (schedule.ts), wherever it is in the file
+    const second = prepared.records[prepared.order[1]!]!.line;
+    assert.deepEqual([error.line, error.field, path.basename(error.file!)], [second, 'max_length', 'test.jsonl']);
     assert.match(error.message, /^the prompt is 900 tokens/);
   });
 });

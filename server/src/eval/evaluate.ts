@@ -13,7 +13,9 @@
  * a split the config does not have or that has no records, invalid JSON, records lacking prompt fields or
  * references are EvalInputErrors naming the file, line and field. Prompts longer than max_length (counted with the
  * model's tokenizer, as the engine counts them) are skipped and listed in the report, never silently.
- * runEvaluation generates in chunks of records (progress after each; cancellation is checked between chunks).
+ * runEvaluation generates in chunks of records, longest prompts first (schedule.ts: batches of similar length waste
+ * little on padding), and puts each completion back at its record's index; progress after each chunk, cancellation
+ * checked between chunks.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +38,7 @@ import {
 } from './records';
 import { METRICS, REPORT_VERSION, type EvalReport, type EvalSplit, type ExampleRow, type MetricName, type Prediction } from './report';
 import { RougeScorer, type Score } from './rouge';
+import { chunksOf, lengthOrder } from './schedule';
 
 export { EvalInputError } from './records';
 
@@ -93,6 +96,8 @@ export interface PreparedEvaluation {
   references: string[][];
   referenceFields: string[];
   skipped: { line: number; promptTokens: number }[];
+  /** Indices of `records` in generation order: longest prompt first (tokens, or characters without a tokenizer). */
+  order: number[];
   stop: string[];
   maxNewTokens: number;
   batchSize: number;
@@ -182,6 +187,7 @@ export async function prepareEvaluation(options: EvaluateOptions): Promise<Prepa
     references: references.filter((_, i) => keep[i]),
     referenceFields: fields.names,
     skipped,
+    order: lengthOrder(chosen.flatMap((_, i) => (keep[i] ? [counted === null ? prompts[i]!.length : counted[i]!] : []))),
     stop: info.template.stop,
     maxNewTokens,
     batchSize,
@@ -308,11 +314,12 @@ async function generateAll(
   progress: (done: number) => void,
   signal?: AbortSignal,
 ): Promise<Completion[]> {
-  const out: Completion[] = [];
+  const out: Completion[] = new Array<Completion>(prepared.records.length);
+  let done = 0;
   progress(0);
-  for (let start = 0; start < prepared.records.length; start += prepared.chunkSize) {
+  for (const indices of chunksOf(prepared.order, prepared.chunkSize)) {
     if (signal?.aborted) throw new EvalCancelledError();
-    const chunk = prepared.records.slice(start, start + prepared.chunkSize);
+    const chunk = indices.map((i) => prepared.records[i]!);
     let result: GenerateResult;
     try {
       result = await generate({
@@ -331,8 +338,9 @@ async function generateAll(
     if (result.completions.length !== chunk.length) {
       throw new Error(`the engine returned ${result.completions.length} completions for ${chunk.length} records`);
     }
-    out.push(...result.completions);
-    progress(out.length);
+    indices.forEach((index, k) => (out[index] = result.completions[k]!));
+    done += indices.length;
+    progress(done);
   }
   return out;
 }
