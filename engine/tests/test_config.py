@@ -25,9 +25,29 @@ def test_rules_cover_exactly_the_schema():
     assert set(RULES) == {path for path, _ in schema_leaves()}
 
 
+# The JSON type (and "auto" pattern) of each Rule kind; enums carry their values instead of a type.
+KIND_TYPES = {
+    "bool": ("boolean", None), "int": ("integer", None), "number": ("number", None), "str": ("string", None),
+    "path": ("string", None), "path?": (["string", "null"], None), "strings": ("array", None),
+    "strings?": (["array", "null"], None), "int|auto": (["integer", "string"], "^auto$"),
+    "bool|auto": (["boolean", "string"], "^auto$"), "enum": (None, None),
+}
+
+
+def required_paths():
+    schema = json.loads(SCHEMA.read_text())
+    top = set(schema.get("required", []))
+    nested = {f"{name}.{child}" for name, node in schema["properties"].items()
+              for child in node.get("required", [])}
+    return {p for p in top if schema["properties"][p].get("type") != "object"} | nested
+
+
 @pytest.mark.parametrize("path,leaf", list(schema_leaves()))
 def test_rule_matches_schema(path, leaf):
+    """Field by field: type, required, default, enum and range are the schema's (one source, two validators)."""
     rule = RULES[path]
+    assert (leaf.get("type"), leaf.get("pattern")) == KIND_TYPES[rule.kind], path
+    assert rule.required == (path in required_paths()), path
     assert rule.default == leaf.get("default"), path
     assert tuple(leaf.get("enum", ())) == rule.enum, path
     assert rule.minimum == leaf.get("minimum"), path

@@ -9,7 +9,7 @@ import { AdapterConfigFile, RunFolder } from '../../protocol/runFolder';
 import type { RunInfo } from '../../protocol/webview';
 import { newestCheckpoint } from '../../server/src/runs/registry';
 import type { Ctx } from './context';
-import { formatDuration } from './format';
+import { formatDuration } from '../../protocol/format';
 import { listRunInfos, ReportFile } from './runs/read';
 import { runsFolder } from './settings';
 

@@ -1,7 +1,7 @@
 /** The status bar item: engine state, GPU name, and the running run's step and ETA. Click opens the dashboard. */
 import * as vscode from 'vscode';
 import type { Ctx } from './context';
-import { formatDuration } from './format';
+import { formatDuration } from '../../protocol/format';
 
 export function createStatusBar(ctx: Ctx): vscode.Disposable {
   const item = vscode.window.createStatusBarItem('qloraStudio.status', vscode.StatusBarAlignment.Left, 10);

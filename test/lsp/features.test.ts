@@ -181,7 +181,7 @@ describe('CodeLens', () => {
     assert.equal(requests.length, 0, 'nothing asked of the engine before a lens is requested');
     assert.equal((await client.codeLens(uri))![0]!.command!.title, 'Memory estimate: computing…');
     await client.waitFor(() => client.lensRefreshes > 0);
-    assert.equal((await client.codeLens(uri))![0]!.command!.title, 'Memory estimate: 3.5 GiB peak (weights 1.6 GiB, activations 1.2 GiB) · fits NVIDIA H100 (79.0 GiB free)');
+    assert.equal((await client.codeLens(uri))![0]!.command!.title, 'Memory estimate: 3.50 GiB peak (weights 1.60 GiB, activations 1.20 GiB) · fits NVIDIA H100 (79.0 GiB free)');
     assert.equal(requests.length, 1);
     assert.equal((requests[0] as { quantization: string }).quantization, 'nf4');
   });

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatEngineError, locateEngineError } from '../../server/src/cli/context';
 import { runCli } from '../../server/src/cli/main';
-import { formatBytes, formatCount, formatDuration, ProgressLine, table } from '../../server/src/cli/output';
+import { formatBytes, formatCount, formatDuration } from '../../protocol/format';
+import { ProgressLine, table } from '../../server/src/cli/output';
 import type { EnvReport, GpuInfo, TrainDidProgressParams, TrainPlanResult } from '../../protocol/engine';
 import type { ResolvedConfig } from '../../protocol/config';
 import { formatEnvReport } from '../../server/src/cli/env';
@@ -56,8 +57,8 @@ after(async () => {
 describe('cli: output', () => {
   it('formats bytes, counts and durations', () => {
     assert.deepEqual([formatBytes(512), formatBytes(1536), formatBytes(1.35 * 1024 ** 3), formatBytes(200 * 1024 ** 2)], ['512 B', '1.50 KiB', '1.35 GiB', '200 MiB']);
-    assert.deepEqual([formatCount(2.78e9), formatCount(10_485_760), formatCount(999)], ['2.78 B', '10.5 M', '999']);
-    assert.deepEqual([formatDuration(45), formatDuration(187), formatDuration(3725), formatDuration(Number.NaN)], ['45s', '3m07s', '1h02m', '?']);
+    assert.deepEqual([formatCount(2.78e9), formatCount(10_485_760), formatCount(999)], ['2.78B', '10.5M', '999']);
+    assert.deepEqual([formatDuration(45), formatDuration(187), formatDuration(3725), formatDuration(Number.NaN)], ['45s', '3m 07s', '1h 02m', '—']);
   });
 
   it('aligns table columns, right-aligning the ones asked for', () => {

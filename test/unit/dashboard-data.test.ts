@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { RunData } from '../../protocol/webview';
-import { formatBytes, formatDuration } from '../../extension/src/format';
+import { formatBytes, formatDuration } from '../../protocol/format';
 import { latestCompleted, listRunInfos, parseMetrics, parseReport, readRunData, summarizeConfig } from '../../extension/src/runs/read';
 import { Store } from '../../webview/src/store';
 import { repo, tempDir } from '../support/helpers';
@@ -84,7 +84,7 @@ describe('run folders', () => {
     assert.equal(formatDuration(125), '2m 05s');
     assert.equal(formatDuration(3725), '1h 02m');
     assert.equal(formatDuration(null), '—');
-    assert.equal(formatBytes(5 * 2 ** 30), '5.0 GiB');
+    assert.equal(formatBytes(5 * 2 ** 30), '5.00 GiB');
   });
 });
 

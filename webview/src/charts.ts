@@ -5,6 +5,7 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { formatBytes } from '../../protocol/format';
 import type { SeriesKey, Store } from './store';
 
 export interface ChartSpec {
@@ -158,17 +159,11 @@ export const num = (digits: number) => (v: number): string => {
   return v.toFixed(a >= 100 ? 0 : digits);
 };
 
-export function bytes(v: number): string {
-  if (v >= 2 ** 30) return `${(v / 2 ** 30).toFixed(1)} GiB`;
-  if (v >= 2 ** 20) return `${Math.round(v / 2 ** 20)} MiB`;
-  return `${Math.round(v / 1024)} KiB`;
-}
-
 export const chartSpecs: ChartSpec[] = [
   { key: 'loss', title: 'Train loss', format: num(3) },
   { key: 'evalLoss', title: 'Eval loss', format: num(3) },
   { key: 'learningRate', title: 'Learning rate', format: (v) => v.toExponential(1) },
   { key: 'gradNorm', title: 'Grad norm', format: num(2) },
   { key: 'tokensPerSecond', title: 'Tokens / s', format: num(0) },
-  { key: 'gpuMemoryBytes', title: 'GPU memory (peak)', format: bytes },
+  { key: 'gpuMemoryBytes', title: 'GPU memory (peak)', format: formatBytes },
 ];

@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
+import { RunFolder } from '../../../protocol/runFolder';
 import type { Services } from './services';
 import { UserError } from '../context';
-import { formatBytes, formatCount, formatDuration } from '../format';
+import { formatBytes, formatCount, formatDuration } from '../../../protocol/format';
 import { pickRun, problemError, requireFolder, requireTrusted } from '../guards';
 import { runDirOf } from '../runsTree';
 import { settings } from '../settings';
@@ -220,7 +221,7 @@ export function resumeRun(s: Services) {
       runDir = run?.runDir ?? null;
     }
     if (!runDir) return;
-    await startRun(s, { configPath: path.join(runDir, 'config.yaml'), runsDir, resumeRunDir: runDir });
+    await startRun(s, { configPath: path.join(runDir, RunFolder.config), runsDir, resumeRunDir: runDir });
   };
 }
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ModelDidProgress, ModelImport } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
 import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './context';
-import { formatBytes, formatCount } from './output';
+import { formatBytes, formatCount } from '../../../protocol/format';
 
 const usage = `Usage: qlora-studio import <model.gguf> --out <folder> [options]
 

@@ -1,42 +1,15 @@
 /**
- * Terminal output: number formats, aligned tables, and the training progress line — a bar redrawn in place on
- * a TTY, one plain line per update otherwise (CI logs, pipes).
+ * Terminal output: learning-rate and rate formats (sizes and durations: protocol/format.ts), aligned tables, and
+ * the training progress line — a bar redrawn in place on a TTY, one plain line per update otherwise (CI logs, pipes).
  */
 import type { TrainDidProgressParams } from '../../../protocol/engine';
+import { formatBytes, formatDuration } from '../../../protocol/format';
 
 /** Where the CLI writes; process.stdout / process.stderr satisfy it, tests pass a buffer. */
 export interface Output {
   write(text: string): unknown;
   isTTY?: boolean;
   columns?: number;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit]}`;
-}
-
-/** 2.78 B, 10.5 M, 12.3 K */
-export function formatCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
-  return String(n);
-}
-
-/** 45s, 3m07s, 1h02m */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 export function formatLr(lr: number): string {

@@ -15,7 +15,8 @@ import {
   type CliContext,
   type Command,
 } from './context';
-import { formatBytes, formatCount, table } from './output';
+import { formatBytes, formatCount } from '../../../protocol/format';
+import { table } from './output';
 
 const usage = `Usage: qlora-studio plan <config.yaml> [options]
 

@@ -1,5 +1,6 @@
 /** CodeLens titles: dataset statistics, and the memory estimate of a config (from the engine's `train/plan`). */
 import type { TrainPlanResult } from '../../../protocol/engine';
+import { formatBytes } from '../../../protocol/format';
 import type { DatasetStats } from './jsonl/driver';
 
 const n = (x: number): string => x.toLocaleString('en-US');
@@ -15,12 +16,8 @@ export function datasetLensTitle(stats: DatasetStats, hasContext: boolean): stri
   return parts.join(' · ');
 }
 
-function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
-}
-
 export function planLensTitle(plan: TrainPlanResult): string {
-  const fits = plan.fits === null ? 'no GPU here to compare' : plan.fits ? `fits ${plan.device?.name ?? 'the GPU'} (${gib(plan.device?.freeMemory ?? 0)} free)` : `does NOT fit ${plan.device?.name ?? 'the GPU'} (${gib(plan.device?.freeMemory ?? 0)} free)`;
-  const top = plan.terms.slice(0, 2).map((t) => `${t.name} ${gib(t.bytes)}`).join(', ');
-  return `Memory estimate: ${gib(plan.peakBytes)} peak (${top}) · ${fits}`;
+  const fits = plan.fits === null ? 'no GPU here to compare' : plan.fits ? `fits ${plan.device?.name ?? 'the GPU'} (${formatBytes(plan.device?.freeMemory ?? 0)} free)` : `does NOT fit ${plan.device?.name ?? 'the GPU'} (${formatBytes(plan.device?.freeMemory ?? 0)} free)`;
+  const top = plan.terms.slice(0, 2).map((t) => `${t.name} ${formatBytes(t.bytes)}`).join(', ');
+  return `Memory estimate: ${formatBytes(plan.peakBytes)} peak (${top}) · ${fits}`;
 }
