@@ -164,7 +164,10 @@ export interface GenerateParams {
   temperature: number;
   topP: number;
   seed: number;
+  /** Records per batch (with alsoBase each record is two rows of its batch). */
   batchSize: number;
+  /** Also generate with the base model, in the same batches as the adapter (per-row adapters): `baseCompletions`. */
+  alsoBase?: boolean;
 }
 export interface Completion {
   text: string;
@@ -173,6 +176,8 @@ export interface Completion {
 }
 export interface GenerateResult {
   completions: Completion[];
+  /** With alsoBase: the base model's completions of the same records, in the same order. */
+  baseCompletions?: Completion[];
   seconds: number;
 }
 
@@ -290,10 +295,12 @@ export const BadInputCodes: readonly number[] = [
   ErrorCodes.BadModelFile,
 ];
 
-/** `error.data` of a known failure: where the problem is. */
+/** `error.data` of a known failure: where the problem is, and what to do about it. */
 export interface EngineErrorData {
   code: number;
   message: string;
+  /** What to do about this kind of failure, one sentence (engine/qlora_engine/errors.py is its one home). */
+  remedy?: string;
   file?: string;
   /** 1-based. */
   line?: number;

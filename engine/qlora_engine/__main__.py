@@ -28,8 +28,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=os.environ.get("QLORA_ENGINE_LOG", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .rpc import Connection
-    from .server import EngineServer
-    EngineServer(Connection(sys.stdin.buffer, protocol_out)).serve()
+    from .handlers import Handlers
+    Handlers(Connection(sys.stdin.buffer, protocol_out)).serve()
     return 0
 
 

@@ -1,6 +1,9 @@
 """Known failures as values: each becomes a JSON-RPC error whose data says where the problem is.
 
-Messages are written for the person who has to fix it: what is wrong, where, and what to do.
+Messages are written for the person who has to fix it: what is wrong and where (specific to this failure); each
+class's REMEDY says what to do about its kind of failure, in one sentence. Both travel in the error's data; the
+editor shows the remedy as the problem's fix and the CLI prints it under the message. This module is the one home
+of those texts.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from .protocol import ERROR_CODES
 
 class EngineError(Exception):
     """A failure the user can act on. `to_data()` is EngineErrorData of protocol/engine.ts."""
+
+    REMEDY: Optional[str] = None
 
     def __init__(self, code: int, message: str, *, file: Optional[str] = None, line: Optional[int] = None,
                  field: Optional[str] = None) -> None:
@@ -23,6 +28,8 @@ class EngineError(Exception):
 
     def to_data(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.REMEDY is not None:
+            data["remedy"] = self.REMEDY
         if self.file is not None:
             data["file"] = self.file
         if self.line is not None:
@@ -51,63 +58,81 @@ class InvalidParams(_Known):
 
 class OutOfMemory(_Known):
     CODE = ERROR_CODES["OutOfMemory"]
+    REMEDY = ('Lower train.tokens_per_pass, train.micro_batch_size or max_length, turn on '
+              'train.gradient_checkpointing, or use quantization: nf4 (qlora-studio plan estimates the peak before '
+              'you start).')
 
 
 class BitsAndBytesMissing(_Known):
     CODE = ERROR_CODES["BitsAndBytesMissing"]
+    REMEDY = ('Install bitsandbytes in the engine environment (Set Up Engine Environment), or set quantization: '
+              'none to train on the CPU.')
 
 
 class ModelNotFound(_Known):
     CODE = ERROR_CODES["ModelNotFound"]
+    REMEDY = ('Set `model` to a local model folder, or allow downloads (unset HF_HUB_OFFLINE) so the hub id can be '
+              'fetched.')
 
 
 class BadDataset(_Known):
     CODE = ERROR_CODES["BadDataset"]
+    REMEDY = 'Fix the JSONL record named here (the Problems panel lists dataset problems), then start again.'
 
 
 class BadConfig(_Known):
     CODE = ERROR_CODES["BadConfig"]
+    REMEDY = 'Fix the config field named here, then start again.'
 
 
 class BadTemplate(_Known):
     CODE = ERROR_CODES["BadTemplate"]
+    REMEDY = 'Fix the prompt template (the Problems panel shows where), then start again.'
 
 
 class CudaUnavailable(_Known):
     CODE = ERROR_CODES["CudaUnavailable"]
+    REMEDY = ('No CUDA GPU is visible to the engine: use a config with quantization: none (e.g. '
+              'samples/dialogsum/smollm2.yaml) to train on the CPU, or install a CUDA build of torch.')
 
 
 class RunNotFound(_Known):
     CODE = ERROR_CODES["RunNotFound"]
+    REMEDY = 'Check the run folder path (`qlora-studio runs` lists the runs of a folder).'
 
 
 class Busy(_Known):
     CODE = ERROR_CODES["Busy"]
+    REMEDY = 'The engine is busy with another job; wait for it to end or cancel it.'
 
 
 class CheckpointNotFound(_Known):
     CODE = ERROR_CODES["CheckpointNotFound"]
+    REMEDY = 'This run has no checkpoint to resume from; start a new run instead.'
 
 
 class TrainingDiverged(_Known):
     CODE = ERROR_CODES["TrainingDiverged"]
+    REMEDY = ('Lower train.learning_rate (or raise warmup_steps); with compute_dtype float16, use bfloat16 if the '
+              'GPU has it. Resume continues from the last checkpoint.')
 
 
 class WriteFailed(_Known):
     CODE = ERROR_CODES["WriteFailed"]
+    REMEDY = "Free disk space (or fix the folder's permissions), then resume: the last complete checkpoint is intact."
 
 
 class CheckpointDamaged(_Known):
     CODE = ERROR_CODES["CheckpointDamaged"]
+    REMEDY = ('Move the damaged checkpoint folder named here out of checkpoints/ and resume again: the run '
+              'continues from the previous one.')
 
 
 def out_of_memory(detail: str = "") -> EngineError:
     return OutOfMemory(
         "The GPU ran out of memory"
         + (f" ({detail.splitlines()[0]}{detail[detail.index('; ran with'):] if '; ran with' in detail else ''})"
-           if detail else "")
-        + ". Lower train.tokens_per_pass, train.micro_batch_size or max_length, set train.gradient_checkpointing: "
-          "true, or use quantization: nf4 (train/plan estimates the peak before you start).")
+           if detail else "") + ".")
 
 
 def write_failed(exc: OSError, run_dir: Any) -> EngineError:
@@ -133,3 +158,5 @@ def bitsandbytes_missing(error: str) -> EngineError:
 
 class BadModelFile(_Known):
     CODE = ERROR_CODES["BadModelFile"]
+    REMEDY = ('Use a complete .gguf file (compare its size or SHA-256 with the source) of a supported architecture;'
+              ' a quantization type named here cannot be dequantized by the installed gguf package.')

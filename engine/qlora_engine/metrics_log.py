@@ -1,5 +1,5 @@
 """<run-dir>/metrics.jsonl: a subscriber to the run's events, so each metric is emitted once (the recipe reports
-it; this file and the JSON-RPC notifications both listen). Lines are protocol/runFolder.ts' TrainLine and EvalLine,
+it; this file and the JSON-RPC notifications both listen). Lines are protocol/run-folder.ts' TrainLine and EvalLine,
 keys in the order protocol.py declares them."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Mirror of protocol/engine.ts (method names and error codes of the server <-> engine channel) and of
-protocol/runFolder.ts (the run folder's file names and the keys of run.json and metrics.jsonl lines).
+protocol/run-folder.ts (the run folder's file names and the keys of run.json and metrics.jsonl lines).
 
 Names are the TypeScript constants in UPPER_SNAKE_CASE (TrainStart -> TRAIN_START). tests/test_protocol_mirror.py
 parses engine.ts and fails when the two drift apart; change both files together. Params and results are the
@@ -88,7 +88,7 @@ STAGES = ("loading-data", "loading-model", "training", "saving")
 RUN_STATUSES = ("completed", "cancelled", "failed")
 
 
-# The run folder (protocol/runFolder.ts RunFolder): file and folder names inside runs/<run-id>/.
+# The run folder (protocol/run-folder.ts RunFolder): file and folder names inside runs/<run-id>/.
 RUN_FOLDER = {
     "record": "run.json",
     "config": "config.yaml",

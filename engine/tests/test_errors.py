@@ -110,3 +110,18 @@ def test_bad_input(ws, case):
             else:
                 assert data.get(key) == value, (key, data)
         assert not run_dir.exists()
+
+
+def test_every_known_failure_says_what_to_do():
+    """errors.py is the one home of the remedies the editor and the CLI show: every kind a user can meet has one,
+    and it travels in the error's data."""
+    from qlora_engine import errors
+    known = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors._Known)
+             and c is not errors._Known]
+    assert len(known) >= 14
+    for cls in known:
+        if cls is errors.InvalidParams:  # a caller's protocol mistake, not the user's
+            assert cls.REMEDY is None
+            continue
+        assert cls.REMEDY and cls.REMEDY.endswith("."), cls.__name__
+        assert cls("what went wrong").to_data()["remedy"] == cls.REMEDY

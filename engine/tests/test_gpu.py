@@ -140,7 +140,7 @@ def test_out_of_memory_for_real_ends_failed_and_frees_the_gpu(phi_width_model, w
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert end["status"] == "failed", end
     assert end["error"]["code"] == ERROR_CODES["OutOfMemory"], end["error"]
-    assert "micro_batch_size" in end["error"]["message"] and "gradient_checkpointing" in end["error"]["message"]
+    assert "micro_batch_size" in end["error"]["remedy"] and "gradient_checkpointing" in end["error"]["remedy"]
     record = json.loads((ws.runs / "oom" / "run.json").read_text())
     assert record["status"] == "failed" and record["error"]["code"] == ERROR_CODES["OutOfMemory"]
     assert torch.cuda.memory_allocated() < 2**28, torch.cuda.memory_allocated()  # nothing of the run is held

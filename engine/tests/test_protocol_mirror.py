@@ -58,7 +58,7 @@ def test_stages_match():
     assert tuple(re.findall(r"'([^']+)'", stages)) == protocol.STAGES
 
 
-RUN_FOLDER_TS = (REPO / "protocol" / "runFolder.ts").read_text(encoding="utf-8")
+RUN_FOLDER_TS = (REPO / "protocol" / "run-folder.ts").read_text(encoding="utf-8")
 
 
 def ts_interface_fields(name: str) -> tuple:

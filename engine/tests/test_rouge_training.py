@@ -62,7 +62,7 @@ def test_rouge_is_what_the_saved_adapter_generates_scored_by_rouge_score(ws):
     assert [e["step"] for e in evals] == [2, 4, 6]
     assert all(set(e["rouge"]) == set(ROUGE_TYPES) and e["rougeRecords"] == 3 for e in evals)
     assert all(0 <= v <= 1 for e in evals for v in e["rouge"].values())
-    assert all(set(e) <= set(EVAL_LINE_KEYS) and set(EVAL_LINE_KEYS[:4]) <= set(e) for e in evals)  # runFolder.ts EvalLine
+    assert all(set(e) <= set(EVAL_LINE_KEYS) and set(EVAL_LINE_KEYS[:4]) <= set(e) for e in evals)  # run-folder.ts EvalLine
     assert [{"type": "eval", **{k: v for k, v in e.items() if k != "runId"}} for e in events.evals] == evals
 
     run = json.loads((run_dir / "run.json").read_text())

@@ -34,7 +34,7 @@ def test_run_folder_contents(trained_run):
     # keep_checkpoints: 1 -> only the newest of step-25 and step-50 remains
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-50"]
     assert trained_run["end"]["checkpointPath"] == str(run_dir / "checkpoints" / "step-50")
-    # The keys protocol/runFolder.ts declares (the mirror test checks the names against the TypeScript).
+    # The keys protocol/run-folder.ts declares (the mirror test checks the names against the TypeScript).
     assert tuple(run) == RUN_RECORD_KEYS
     for line in trained_run["metrics"]:
         assert line["type"] == "train" and tuple(line) == TRAIN_LINE_KEYS, line
@@ -99,5 +99,6 @@ def test_out_of_memory_ends_failed_with_advice(ws, monkeypatch):
     monkeypatch.setattr(Recipe, "_optimizer_step", oom)
     end = Recipe(ws.config(), ws.runs / "oom").run()
     assert end["status"] == "failed" and end["error"]["code"] == -32001
-    assert "micro_batch_size" in end["error"]["message"] and "gradient_checkpointing" in end["error"]["message"]
+    assert end["error"]["message"].startswith("The GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert "micro_batch_size" in end["error"]["remedy"] and "gradient_checkpointing" in end["error"]["remedy"]
     assert json.loads((ws.runs / "oom" / "run.json").read_text())["status"] == "failed"

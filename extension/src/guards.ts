@@ -4,7 +4,7 @@ import type { JobProblem } from '../../protocol/lsp';
 import { JobErrorCodes } from '../../protocol/lsp';
 import type { RunInfo } from '../../protocol/webview';
 import { UserError } from './context';
-import type { RunsTree } from './runsTree';
+import type { RunsTree } from './runs-tree';
 import { runsFolder, workspaceRoot } from './settings';
 
 /** Training, evaluation and generation run Python chosen by workspace settings: only in trusted workspaces. */

@@ -8,7 +8,7 @@ import type { Services } from './commands/services';
 import { Summaries } from './summaries';
 import { Ctx, UserError } from './context';
 import { Dashboard } from './dashboard/panel';
-import { RunsTree } from './runsTree';
+import { RunsTree } from './runs-tree';
 import { createStatusBar } from './status';
 
 let ctx: Ctx | null = null;

@@ -1,6 +1,6 @@
 /** The `qlora-studio` bin: bundled to dist/cli.js (esbuild adds the shebang); `npx tsx server/src/cli.ts` from source. */
 import { runCli } from './cli/main';
-import { processContext } from './cli/context';
+import { processContext } from './cli/subcommand';
 
 runCli(process.argv.slice(2), processContext()).then(
   (code) => {

@@ -1,6 +1,6 @@
 /**
  * The language server: `node dist/server.js --stdio` (or --node-ipc from the extension). This file only wires
- * the connection to the features; lint lives in server/src/lint/ (LintService), the engine in server/src/engine/.
+ * the connection to the features; lint lives in server/src/lint/ (LintService), the engine in server/src/engine-client/.
  * Custom requests (jobs, runs) are registered here too, next to the lint wiring, each delegating to its module.
  */
 import { CodeActionKind, createConnection, ProposedFeatures, TextDocumentSyncKind, type Connection, type InitializeParams } from 'vscode-languageserver/node';

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import { findPython } from '../../server/src/engine/python';
+import { findPython } from '../../server/src/engine-client/python';
 
 export const root = path.resolve(__dirname, '../..');
 export const artifacts = path.join(root, 'test-results', 'e2e');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { runCli } from '../../server/src/cli/main';
-import type { CliContext } from '../../server/src/cli/context';
+import type { CliContext } from '../../server/src/cli/subcommand';
 import { fixtures, testEnv } from './harness';
 
 async function lint(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {

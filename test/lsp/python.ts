@@ -1,6 +1,6 @@
 /** The Python to cross-check against (jinja2, transformers): the engine's interpreter; null if there is none. */
 import { spawnSync } from 'node:child_process';
-import { findPython as findEnginePython } from '../../server/src/engine/python';
+import { findPython as findEnginePython } from '../../server/src/engine-client/python';
 import { repo } from './harness';
 
 export function findPython(modules: string[]): string | null {

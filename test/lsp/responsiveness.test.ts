@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { datasetContext } from '../../server/src/lint/dataset';
-import { readFileText } from '../../server/src/lint/jsonl/context';
+import { readFileText } from '../../server/src/lint/jsonl/dataset-config';
 import { LineCache, lintJsonl } from '../../server/src/lint/jsonl/driver';
 import { LspClient, repo } from './harness';
 

@@ -1,8 +1,8 @@
 /** Rules never throw: a crashing rule becomes one `lint/internal` diagnostic and a log line. And the end-marker rule. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fileRules, lineRules } from '../../server/src/lint/registry';
-import { standaloneContext } from '../../server/src/lint/jsonl/context';
+import { fileRules, lineRules } from '../../server/src/lint/jsonl-rules';
+import { standaloneContext } from '../../server/src/lint/jsonl/dataset-config';
 import { lintJsonl } from '../../server/src/lint/jsonl/driver';
 import { lintTemplate } from '../../server/src/lint/template';
 import { MAX_PUBLISHED, publishable } from '../../server/src/lint/lsp';

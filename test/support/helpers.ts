@@ -4,9 +4,9 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { CliContext, SignalSource } from '../../server/src/cli/context';
+import type { CliContext, SignalSource } from '../../server/src/cli/subcommand';
 import type { Output } from '../../server/src/cli/output';
-import { EngineSupervisor, type EngineSupervisorOptions } from '../../server/src/engine/supervise';
+import { EngineSupervisor, type EngineSupervisorOptions } from '../../server/src/engine-client/supervise';
 
 export const repo = path.resolve(__dirname, '..', '..');
 export const fakeEnginePath = path.join(repo, 'test', 'fixtures', 'fake-engine.mjs');

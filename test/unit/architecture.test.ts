@@ -83,3 +83,17 @@ test('no import cycles, type-only imports included', () => {
   assert.ok(graph.size > 150, `the import graph was not read (${graph.size} modules)`);
   assert.deepEqual(cycles, []);
 });
+
+test('one file-naming style per language: kebab-case TypeScript, snake_case Python', () => {
+  const all = (dir: string): string[] =>
+    fs.readdirSync(path.join(repo, dir), { withFileTypes: true }).flatMap((e) => {
+      const rel = `${dir}/${e.name}`;
+      if (e.isDirectory()) return ['__pycache__', 'node_modules', 'fixtures'].includes(e.name) ? [] : all(rel);
+      return [rel];
+    });
+  const files = ['protocol', 'server/src', 'extension/src', 'webview/src', 'test', 'bench', 'scripts', 'engine'].flatMap(all);
+  // a name, then optional suffixes that say what the file is (report.html.ts, eval.test.ts, css.d.ts)
+  const ts = files.filter((f) => f.endsWith('.ts') && !/^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+)*\.ts$/.test(path.basename(f)));
+  const py = files.filter((f) => f.endsWith('.py') && !/^(__[a-z]+__|[a-z0-9]+(_[a-z0-9]+)*)\.py$/.test(path.basename(f)));
+  assert.deepEqual([...ts, ...py], [], 'file names out of style');
+});

@@ -15,8 +15,8 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { EnvReport, TrainPlanResult } from '../../protocol/engine';
 import { runCli } from '../../server/src/cli/main';
-import { findPython } from '../../server/src/engine/python';
-import { EngineSupervisor } from '../../server/src/engine/supervise';
+import { findPython } from '../../server/src/engine-client/python';
+import { EngineSupervisor } from '../../server/src/engine-client/supervise';
 import { listRuns, newestCheckpoint } from '../../server/src/runs/registry';
 import { cliContext, repo, tempDir } from '../support/helpers';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { formatEngineError, locateEngineError } from '../../server/src/cli/context';
+import { formatEngineError, locateEngineError } from '../../server/src/cli/subcommand';
 import { runCli } from '../../server/src/cli/main';
 import { formatBytes, formatCount, formatDuration } from '../../protocol/format';
 import { ProgressLine, table } from '../../server/src/cli/output';
@@ -18,7 +18,7 @@ import { formatPlan } from '../../server/src/cli/plan';
 import { loadConfig } from '../../server/src/config/load';
 import { listRuns } from '../../server/src/runs/registry';
 import { cliContext, fakeSupervisor, tempDir, waitFor } from '../support/helpers';
-import type { EngineSupervisor } from '../../server/src/engine/supervise';
+import type { EngineSupervisor } from '../../server/src/engine-client/supervise';
 
 let dir: string;
 let engine: EngineSupervisor;
@@ -245,10 +245,13 @@ describe('cli train (fake engine)', () => {
     assert.equal(steps.stderr, '--max-steps train.max_steps: must be an integer (got "many")\n');
   });
 
-  it('engine bad-input errors exit 2 naming file and line, and leave no run folder', async () => {
+  it('engine bad-input errors exit 2 naming file and line, with the remedy, and leave no run folder', async () => {
     const r = await cli(['train', writeConfig('dataset.yaml', 'bad-dataset'), '--runs-dir', 'runs-dataset']);
     assert.equal(r.code, 2);
-    assert.equal(r.stderr, 'train.jsonl:3: line 3 is not valid JSON: Expecting value\n');
+    assert.equal(
+      r.stderr,
+      'train.jsonl:3: line 3 is not valid JSON: Expecting value\n  Fix the JSONL record named here (the Problems panel lists dataset problems), then start again.\n',
+    );
     assert.deepEqual(listRuns(path.join(dir, 'runs-dataset')), []);
   });
 

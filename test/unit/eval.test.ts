@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../../protocol/config';
 import { ErrorCodes, type GenerateParams, type GenerateResult } from '../../protocol/engine';
 import { runCli } from '../../server/src/cli/main';
 import { loadConfig } from '../../server/src/config/load';
-import { EngineError } from '../../server/src/engine/rpc';
+import { EngineError } from '../../server/src/engine-client/rpc';
 import { bootstrapAggregate, meanScores } from '../../server/src/eval/aggregate';
 import {
   defaultReportDir,
@@ -25,7 +25,7 @@ import { formatTable, mdText, renderMarkdown, writeReport, type EvalReport } fro
 import { escapeHtml, renderHtml } from '../../server/src/eval/report.html';
 import { RougeScorer } from '../../server/src/eval/rouge';
 import { parseReport } from '../../extension/src/runs/read';
-import { TextEvalView } from '../../server/src/cli/evalView';
+import { TextEvalView } from '../../server/src/cli/eval-view';
 import { Captured, cliContext, rejection, repo, tempDir } from '../support/helpers';
 
 const samples = path.join(repo, 'samples', 'dialogsum');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { encodeFrame, FrameDecoder, FrameWriter, FramingError, readFrames } from '../../server/src/engine/framing';
+import { encodeFrame, FrameDecoder, FrameWriter, FramingError, readFrames } from '../../server/src/engine-client/framing';
 
 const messages = [
   { jsonrpc: '2.0', id: 1, method: 'initialize', params: { clientName: 'test' } },

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { engineDir, findRootFrom, repoRoot } from '../../server/src/engine/paths';
-import { findPython, PythonNotFoundError, venvPython } from '../../server/src/engine/python';
-import { engineEnv } from '../../server/src/engine/spawn';
+import { engineDir, findRootFrom, repoRoot } from '../../server/src/engine-client/paths';
+import { findPython, PythonNotFoundError, venvPython } from '../../server/src/engine-client/python';
+import { engineEnv } from '../../server/src/engine-client/spawn';
 import { repo, tempDir } from '../support/helpers';
 
 const root = tempDir('qlora-python-');

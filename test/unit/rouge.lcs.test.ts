@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lcsLength, markLcsPositions } from '../../server/src/eval/lcs';
-import { referenceLcsInd } from './rougeReference';
+import { referenceLcsInd } from './rouge-reference';
 
 function marked(ref: number[], can: number[], budget?: number): number[] {
   const mark = new Uint8Array(ref.length);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RougeScorer } from '../../server/src/eval/rouge';
-import { referenceSummaryLevelLcs } from './rougeReference';
+import { referenceSummaryLevelLcs } from './rouge-reference';
 
 /**
  * 20,000 tokens each side. rouge_score fills a full (m+1) x (n+1) table of Python ints for rougeL and for each

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ErrorCodes } from '../../protocol/engine';
-import { encodeFrame, readFrames } from '../../server/src/engine/framing';
-import { ConnectionClosedError, EngineError, RpcConnection } from '../../server/src/engine/rpc';
+import { encodeFrame, readFrames } from '../../server/src/engine-client/framing';
+import { ConnectionClosedError, EngineError, RpcConnection } from '../../server/src/engine-client/rpc';
 import { rejection } from '../support/helpers';
 
 /** A connection whose peer is driven by the test: `peerSend` writes frames to it, `sent` holds what it sent. */

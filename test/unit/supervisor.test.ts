@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ResolvedConfig } from '../../protocol/config';
 import { ErrorCodes, TrainPlan, TrainStart, type EnvReport } from '../../protocol/engine';
-import { PythonNotFoundError } from '../../server/src/engine/python';
-import { EngineError } from '../../server/src/engine/rpc';
-import { EngineCrashedError, EngineSupervisor, type EngineExit } from '../../server/src/engine/supervise';
+import { PythonNotFoundError } from '../../server/src/engine-client/python';
+import { EngineError } from '../../server/src/engine-client/rpc';
+import { EngineCrashedError, EngineSupervisor, type EngineExit } from '../../server/src/engine-client/supervise';
 import { fakeSupervisor, rejection, repo, tempDir, waitFor } from '../support/helpers';
 
 const config = (model: string): ResolvedConfig => ({ model, train: { max_steps: 2 }, data: { train: '/data/train.jsonl' } }) as ResolvedConfig;

@@ -11,7 +11,7 @@ import type { Services } from './services';
 import { UserError } from '../context';
 import { problemError, requireFolder, requireTrusted } from '../guards';
 import { latestCompleted } from '../runs/read';
-import { runDirOf } from '../runsTree';
+import { runDirOf } from '../runs-tree';
 import { setCompareWithBase, settings } from '../settings';
 
 const LastAdapterKey = 'qloraStudio.lastAdapterRun';

@@ -7,12 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
-import { RunFolder } from '../../../protocol/runFolder';
+import { RunFolder } from '../../../protocol/run-folder';
 import type { Services } from './services';
 import { UserError } from '../context';
 import { formatBytes, formatCount, formatDuration } from '../../../protocol/format';
 import { pickRun, problemError, requireFolder, requireTrusted } from '../guards';
-import { runDirOf } from '../runsTree';
+import { runDirOf } from '../runs-tree';
 import { settings } from '../settings';
 
 const CreateFromSample = '$(add) Create a config from the sample…';

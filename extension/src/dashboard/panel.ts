@@ -4,12 +4,12 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { AdapterConfigFile, RunFolder } from '../../../protocol/runFolder';
+import { AdapterConfigFile, RunFolder } from '../../../protocol/run-folder';
 import type { DashboardState, DashboardTab, HostMessage, RunStatus, WebviewMessage } from '../../../protocol/webview';
 import type { Ctx } from '../context';
 import type { LiveEvent } from '../live';
 import { readRunData, ReportFile } from '../runs/read';
-import type { RunsTree } from '../runsTree';
+import type { RunsTree } from '../runs-tree';
 import { dashboardHtml, webviewOptions } from './html';
 
 export const ViewType = 'qloraStudio.dashboard';

@@ -1,12 +1,12 @@
 /**
- * Reads run folders (named and typed in protocol/runFolder.ts) into what the Runs view and the dashboard show:
+ * Reads run folders (named and typed in protocol/run-folder.ts) into what the Runs view and the dashboard show:
  * run.json (through the server's registry), metrics.jsonl, config.yaml and eval/report.json. Pure Node (no
  * 'vscode'), so unit tests run it on fixture folders.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { AdapterConfigFile, EvalFolder, RunFolder, type BestCheckpoint, type EvalReport } from '../../../protocol/runFolder';
+import { AdapterConfigFile, EvalFolder, RunFolder, type BestCheckpoint, type EvalReport } from '../../../protocol/run-folder';
 import { listRuns, readRun, type RunEntry } from '../../../server/src/runs/registry';
 import type { ConfigSummary, EvalPoint, ReportView, RunData, RunInfo, RunStatus, TrainPoint } from '../../../protocol/webview';
 

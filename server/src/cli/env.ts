@@ -1,6 +1,6 @@
 /** `qlora-studio env`: what the engine found — Python, torch and CUDA, GPUs, bitsandbytes — and what to fix. */
 import type { EnvReport, PackageInfo } from '../../../protocol/engine';
-import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, writeJson, type CliContext, type Command } from './context';
+import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, writeJson, type CliContext, type Command } from './subcommand';
 import { formatBytes } from '../../../protocol/format';
 import { table } from './output';
 

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Generate } from '../../../protocol/engine';
-import { RunFolder } from '../../../protocol/runFolder';
+import { RunFolder } from '../../../protocol/run-folder';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, prepareEvaluation, resolveAdapter, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
 import { EvalInputError } from '../eval/records';
@@ -23,8 +23,8 @@ import {
   writeJson,
   type CliContext,
   type Command,
-} from './context';
-import { JsonEvalView, TextEvalView, type EvalView } from './evalView';
+} from './subcommand';
+import { JsonEvalView, TextEvalView, type EvalView } from './eval-view';
 
 const usage = `Usage: qlora-studio eval [<config.yaml>] --adapter <run-dir>/adapter [options]
 

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { ModelDidProgress, ModelImport } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
-import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './context';
+import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
 import { formatBytes, formatCount } from '../../../protocol/format';
 
 const usage = `Usage: qlora-studio import <model.gguf> --out <folder> [options]

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { displayPath } from '../config/errors';
 import { lintPath } from '../lint/headless';
-import { ExitCode, parseCommandArgs, UsageError, type CliContext, type Command } from './context';
+import { ExitCode, parseCommandArgs, UsageError, type CliContext, type Command } from './subcommand';
 
 const usage = `Usage: qlora-studio lint <file.jsonl | config.yaml | template.prompt.yaml> [options]
 

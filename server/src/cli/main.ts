@@ -3,7 +3,7 @@
  * (name, summary, usage, run) and add it to `commands` below; help and dispatch follow from the table.
  */
 import pkg from '../../../package.json';
-import { ExitCode, UsageError, type CliContext, type Command } from './context';
+import { ExitCode, UsageError, type CliContext, type Command } from './subcommand';
 import { envCommand } from './env';
 import { evalCommand } from './eval';
 import { importCommand } from './import';

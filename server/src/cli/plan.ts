@@ -14,7 +14,7 @@ import {
   writeJson,
   type CliContext,
   type Command,
-} from './context';
+} from './subcommand';
 import { formatBytes, formatCount } from '../../../protocol/format';
 import { table } from './output';
 

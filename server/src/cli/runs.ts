@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { displayPath } from '../config/errors';
 import { defaultRunsDir, listRuns, newestCheckpoint } from '../runs/registry';
-import { ExitCode, parseCommandArgs, UsageError, writeJson, type CliContext, type Command } from './context';
+import { ExitCode, parseCommandArgs, UsageError, writeJson, type CliContext, type Command } from './subcommand';
 import { table } from './output';
 
 const usage = `Usage: qlora-studio runs [options]

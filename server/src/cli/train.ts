@@ -16,8 +16,8 @@ import {
   writeJson,
   type CliContext,
   type Command,
-} from './context';
-import { JsonTrainView, TextTrainView, type TrainView } from './trainView';
+} from './subcommand';
+import { JsonTrainView, TextTrainView, type TrainView } from './train-view';
 
 const usage = `Usage: qlora-studio train <config.yaml> [options]
        qlora-studio train --resume <run-dir> [options]

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { ResolvedConfig } from '../../../protocol/config';
-import { expandHome } from '../engine/python';
+import { expandHome } from '../engine-client/python';
 import { ConfigError, fieldName } from './errors';
 import { fieldSegments, YamlPositions } from './positions';
 import { validateAgainstSchema, type SchemaProblem } from './validate';

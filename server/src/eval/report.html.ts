@@ -4,7 +4,7 @@
  * file system goes through `escapeHtml`, so a dialogue containing `<script>` is text.
  */
 import * as path from 'node:path';
-import type { EvalReport, ExampleRow, MetricRow, Prediction } from '../../../protocol/runFolder';
+import type { EvalReport, ExampleRow, MetricRow, Prediction } from '../../../protocol/run-folder';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

@@ -1,15 +1,15 @@
 /**
- * The evaluation report (its shape, report.json, is typed in protocol/runFolder.ts): the terminal table, the
+ * The evaluation report (its shape, report.json, is typed in protocol/run-folder.ts): the terminal table, the
  * Markdown rendering (report.md) and the atomic writing of report.{json,md,html} (temp file beside the target + rename).
  * report.html.ts renders the HTML page.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EvalFolder, type EvalReport, type Interval } from '../../../protocol/runFolder';
+import { EvalFolder, type EvalReport, type Interval } from '../../../protocol/run-folder';
 import { renderHtml } from './report.html';
 
-export { METRICS, REPORT_VERSION } from '../../../protocol/runFolder';
-export type { EvalReport, EvalSplit, ExampleRow, Interval, MetricName, MetricRow, Prediction } from '../../../protocol/runFolder';
+export { METRICS, REPORT_VERSION } from '../../../protocol/run-folder';
+export type { EvalReport, EvalSplit, ExampleRow, Interval, MetricName, MetricRow, Prediction } from '../../../protocol/run-folder';
 
 export interface ReportFiles {
   json: string;

@@ -20,7 +20,7 @@ import { lcsLength, markLcsPositions } from './lcs';
 import { splitSentences } from './sentences';
 import { DefaultTokenizer } from './tokenize';
 
-import type { Score } from '../../../protocol/runFolder';
+import type { Score } from '../../../protocol/run-folder';
 
 export type { Score };
 

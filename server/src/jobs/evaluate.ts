@@ -9,8 +9,8 @@ import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, EvalInputError, prepareEvaluation, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
 import { writeReport } from '../eval/report';
-import type { EngineSupervisor } from '../engine/supervise';
-import { RunFolder } from '../../../protocol/runFolder';
+import type { EngineSupervisor } from '../engine-client/supervise';
+import { RunFolder } from '../../../protocol/run-folder';
 import { problem, problemFromConfig, problemFromError } from './problems';
 import type { Notify } from './train';
 

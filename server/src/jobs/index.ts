@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import { TrainPlan as EngineTrainPlan, type TrainPlanResult } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
-import { EngineHost, UntrustedWorkspaceError } from './engine';
+import { EngineHost, UntrustedWorkspaceError } from './engine-host';
 import { summarize } from './generate';
 import { evaluateRun, prepareRunEvaluation } from './evaluate';
 import { problemFromConfig, problemFromError } from './problems';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as L from '../../../protocol/lsp';
 import { prepareTrain as prepare, type TrainTarget } from '../train/prepare';
 import { TrainSession } from '../train/session';
-import type { EngineSupervisor } from '../engine/supervise';
+import type { EngineSupervisor } from '../engine-client/supervise';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
 export interface Notify {

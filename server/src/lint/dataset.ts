@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { loadConfigText } from '../config/load';
 import { parseTemplate } from '../templates/template';
 import { loadTokenizer } from '../tokenizer/load';
-import { configuredContext, otherSplits, roleOf, standaloneContext, type DatasetContext } from './jsonl/context';
+import { configuredContext, otherSplits, roleOf, standaloneContext, type DatasetContext } from './jsonl/dataset-config';
 
 export interface ContextSources {
   /** An open buffer's text, else the file on disk; null when unreadable. */

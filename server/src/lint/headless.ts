@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lintConfig } from './config';
 import { datasetContext } from './dataset';
-import { readFileText } from './jsonl/context';
+import { readFileText } from './jsonl/dataset-config';
 import { lintJsonl } from './jsonl/driver';
 import { rawFacts } from './jsonl/raw';
 import { kindOf } from './service';

@@ -3,7 +3,7 @@
  * model sees it, with the tokens that count toward the loss marked ⟦…⟧ (the response and EOS with
  * `loss_on: response`; everything with `loss_on: all`).
  */
-import type { DatasetContext } from './jsonl/context';
+import type { DatasetContext } from './jsonl/dataset-config';
 import { deriveLine } from './jsonl/derive';
 
 const MAX_SHOWN = 6000;

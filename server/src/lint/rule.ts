@@ -5,7 +5,7 @@
  * diagnostic and logs it.
  */
 import type { RenderedRecord } from '../templates/template';
-import type { DatasetContext } from './jsonl/context';
+import type { DatasetContext } from './jsonl/dataset-config';
 import type { FieldSpan } from './jsonl/json';
 import type { LineDiag, LintDiagnostic } from './types';
 

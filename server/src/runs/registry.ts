@@ -1,11 +1,11 @@
 /**
- * The runs folder: one sub-folder per fine-tune, its files named and typed in protocol/runFolder.ts. The engine
+ * The runs folder: one sub-folder per fine-tune, its files named and typed in protocol/run-folder.ts. The engine
  * writes run.json, metrics, checkpoints and the adapter; this side names new runs, lists them and finds what a
  * resume needs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RunFolder, type RunRecord } from '../../../protocol/runFolder';
+import { RunFolder, type RunRecord } from '../../../protocol/run-folder';
 
 export interface RunEntry {
   /** Folder name (the run id). */

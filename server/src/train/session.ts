@@ -8,10 +8,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from '../../../protocol/engine';
-import { RunFolder } from '../../../protocol/runFolder';
-import type { Disposable } from '../engine/rpc';
-import type { EngineExit, EngineSupervisor } from '../engine/supervise';
-import { LogTee } from '../runs/logTee';
+import { RunFolder } from '../../../protocol/run-folder';
+import type { Disposable } from '../engine-client/rpc';
+import type { EngineExit, EngineSupervisor } from '../engine-client/supervise';
+import { LogTee } from '../runs/log-tee';
 import { newestCheckpoint } from '../runs/registry';
 import type { TrainTarget } from './prepare';
 

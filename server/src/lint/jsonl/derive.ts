@@ -1,7 +1,7 @@
 /** One JSONL line -> LineInput: parsed once, checked against the template's fields, rendered, tokenized. */
 import { isRenderable, renderPrompt, renderRecord } from '../../templates/template';
 import type { LineInput } from '../rule';
-import type { DatasetContext } from './context';
+import type { DatasetContext } from './dataset-config';
 import { fieldSpans, type FieldSpan } from './json';
 
 export function deriveLine(text: string, ctx: DatasetContext): LineInput {

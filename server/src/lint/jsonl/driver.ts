@@ -4,11 +4,11 @@
  * them and giving up (null) as soon as `isCancelled` says a newer edit arrived — a 200,000-line file never
  * blocks the server. Rules never throw: a crash becomes one `lint/internal` diagnostic and a log line.
  */
-import { fileRules, lineRules } from '../registry';
+import { fileRules, lineRules } from '../jsonl-rules';
 import type { FileInput, LineFacts } from '../rule';
 import { atLine, span, type LineDiag, type LintDiagnostic } from '../types';
 import { splitText, type Lines } from '../documents';
-import { hashText, type DatasetContext } from './context';
+import { hashText, type DatasetContext } from './dataset-config';
 import { deriveLine } from './derive';
 import type { RawFacts } from './raw';
 

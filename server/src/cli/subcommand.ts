@@ -7,9 +7,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BadInputCodes } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
 import { locateConfigField } from '../config/load';
-import { PythonNotFoundError } from '../engine/python';
-import { EngineError } from '../engine/rpc';
-import { EngineCrashedError, EngineSupervisor } from '../engine/supervise';
+import { PythonNotFoundError } from '../engine-client/python';
+import { EngineError } from '../engine-client/rpc';
+import { EngineCrashedError, EngineSupervisor } from '../engine-client/supervise';
 import type { Output } from './output';
 
 export const ExitCode = { Ok: 0, Failed: 1, BadInput: 2, Cancelled: 130 } as const;
@@ -71,6 +71,8 @@ export interface ErrorLocation {
   line?: number;
   column?: number;
   field?: string;
+  /** What to do (the engine's remedy for this kind of failure). */
+  remedy?: string;
 }
 
 /**
@@ -79,7 +81,7 @@ export interface ErrorLocation {
  */
 export function locateEngineError(error: EngineError | ErrorLocation, configFile?: string): ErrorLocation {
   const data = error instanceof EngineError ? { ...error.data, message: error.message } : error;
-  const located: ErrorLocation = { message: data.message, file: data.file, line: data.line, field: data.field };
+  const located: ErrorLocation = { message: data.message, file: data.file, line: data.line, field: data.field, remedy: data.remedy };
   if (!located.file && located.field && configFile) {
     const pos = locateConfigField(configFile, located.field);
     if (pos) Object.assign(located, { file: configFile, line: pos.line, column: pos.column });
@@ -129,7 +131,8 @@ export function reportFailure(error: unknown, ctx: CliContext, configFile?: stri
     return ExitCode.BadInput;
   }
   if (error instanceof EngineError) {
-    ctx.stderr.write(`${formatEngineError(locateEngineError(error, configFile), ctx.cwd)}\n`);
+    const located = locateEngineError(error, configFile);
+    ctx.stderr.write(`${formatEngineError(located, ctx.cwd)}\n${located.remedy ? `  ${located.remedy}\n` : ''}`);
     return isBadInputCode(error.code) ? ExitCode.BadInput : ExitCode.Failed;
   }
   ctx.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);

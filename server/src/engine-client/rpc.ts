@@ -29,6 +29,9 @@ export class EngineError extends Error {
   get field(): string | undefined {
     return this.data.field;
   }
+  get remedy(): string | undefined {
+    return this.data.remedy;
+  }
 }
 
 /** The connection closed (peer exited, stream ended, or close() was called) before a response came. */

@@ -1,5 +1,5 @@
 /**
- * The language server in a worker thread for bench/lint_bench.ts, as in the editor where it is its own process:
+ * The language server in a worker thread for bench/lint-bench.ts, as in the editor where it is its own process:
  * the bench's client work does not count against the server's event loop, which is measured here.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';

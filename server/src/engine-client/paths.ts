@@ -1,5 +1,5 @@
 /**
- * Where the package lives on disk. The same code runs from source under tsx (server/src/engine/) and bundled
+ * Where the package lives on disk. The same code runs from source under tsx (server/src/engine-client/) and bundled
  * by esbuild into dist/cli.js or dist/server.js, so the root is found by walking up from this file's folder
  * to the package.json named qlora-studio rather than by a fixed number of `..`.
  */

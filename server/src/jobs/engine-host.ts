@@ -5,10 +5,10 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { InitializeResult } from '../../../protocol/engine';
 import type { EngineStatus } from '../../../protocol/lsp';
-import { findPython, type PythonChoice } from '../engine/python';
-import { repoRoot } from '../engine/paths';
-import type { Disposable } from '../engine/rpc';
-import { EngineSupervisor } from '../engine/supervise';
+import { findPython, type PythonChoice } from '../engine-client/python';
+import { repoRoot } from '../engine-client/paths';
+import type { Disposable } from '../engine-client/rpc';
+import { EngineSupervisor } from '../engine-client/supervise';
 
 export interface EngineHostOptions {
   /** Called with every state change. */

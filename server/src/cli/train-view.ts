@@ -8,8 +8,8 @@ import type {
   TrainStartResult,
 } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
-import type { BestCheckpoint } from '../../../protocol/runFolder';
-import { formatEngineError, writeJson } from './context';
+import type { BestCheckpoint } from '../../../protocol/run-folder';
+import { formatEngineError, writeJson } from './subcommand';
 import { ProgressLine, type Output } from './output';
 
 export interface RunSummary {
@@ -116,6 +116,7 @@ export class TextTrainView implements TrainView {
     } else {
       const reason = end.error ? formatEngineError(end.error, this.cwd) : 'unknown error';
       write(`Failed at step ${end.step}: ${reason}`);
+      if (end.error?.remedy) write(`  ${end.error.remedy}`);
       write(`Engine log: ${this.show(s.logFile)}`);
     }
     if (end.status !== 'completed' && end.checkpointPath) write(`Checkpoint: ${this.show(end.checkpointPath)}`);

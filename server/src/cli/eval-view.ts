@@ -2,7 +2,7 @@
 import { displayPath } from '../config/errors';
 import type { EvalProgress, PreparedEvaluation } from '../eval/evaluate';
 import { formatTable, type EvalReport, type ReportFiles } from '../eval/report';
-import { writeJson } from './context';
+import { writeJson } from './subcommand';
 import type { Output } from './output';
 
 export interface EvalView {

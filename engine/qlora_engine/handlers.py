@@ -62,7 +62,7 @@ def _require(params: Any, name: str, kind: type) -> Any:
     return params[name]
 
 
-class EngineServer:
+class Handlers:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.generator = Generator()

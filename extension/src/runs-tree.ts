@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { AdapterConfigFile, RunFolder } from '../../protocol/runFolder';
+import { AdapterConfigFile, RunFolder } from '../../protocol/run-folder';
 import type { RunInfo } from '../../protocol/webview';
 import { newestCheckpoint } from '../../server/src/runs/registry';
 import type { Ctx } from './context';

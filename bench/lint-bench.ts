@@ -4,7 +4,7 @@
  *   1. the whole DialogSum train file (12,460 records) opened: time to the one publish, tokenization included;
  *   2. a one-line edit re-linted: time from the change to the publish of that version;
  *   3. a 200,000-line file: longest event-loop block, a hover answered mid-lint, edits abandoning the run.
- * Run: node --import tsx bench/lint_bench.ts [dialogsum-folder]   (default: ../shared/data/dialogsum)
+ * Run: node --import tsx bench/lint-bench.ts [dialogsum-folder]   (default: ../shared/data/dialogsum)
  * CPU time is printed next to wall time: other processes on the machine inflate wall time, not CPU time.
  */
 import * as fs from 'node:fs';
@@ -25,7 +25,7 @@ interface ServerThread {
 async function startServerThread(root: string): Promise<ServerThread> {
   const { port1, port2 } = new MessageChannel();
   // Node 20 cannot start a .ts worker through --import tsx; register tsx's CommonJS hook inside the worker.
-  const entry = path.join(__dirname, 'lint_server_worker.ts');
+  const entry = path.join(__dirname, 'lint-server-worker.ts');
   const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(entry)});`, {
     eval: true,
     workerData: { port: port2, env: testEnv() },

@@ -2,7 +2,7 @@
  * Id-for-id parity of the editor's tokenizer (server/src/tokenizer/) with Python transformers on a whole JSONL
  * file rendered through a template — too big for the test suite (12,460 DialogSum train records), run by hand:
  *
- *   node --import tsx bench/tokenizer_parity.ts <model dir> <template.yaml> <data.jsonl>
+ *   node --import tsx bench/tokenizer-parity.ts <model dir> <template.yaml> <data.jsonl>
  *
  * Prints how many prompts and responses were compared, how many differ (the first few shown), and the time taken.
  */
@@ -14,7 +14,7 @@ import { findPython, runPython } from '../test/lsp/python';
 
 const [modelDir, templateFile, dataFile] = process.argv.slice(2).map((p) => path.resolve(p));
 if (!modelDir || !templateFile || !dataFile) {
-  console.error('usage: node --import tsx bench/tokenizer_parity.ts <model dir> <template.yaml> <data.jsonl>');
+  console.error('usage: node --import tsx bench/tokenizer-parity.ts <model dir> <template.yaml> <data.jsonl>');
   process.exit(2);
 }
 const template = parseTemplate(fs.readFileSync(templateFile, 'utf8'), templateFile);
