@@ -3,7 +3,9 @@
 The base model is loaded once and kept (keyed by model, quantization and dtype): "summarize selection" must not
 reload gigabytes per call. Adapters are attached to that same model with peft (is_trainable=False), each once,
 and switched by name; adapter=None runs inside `disable_adapter()` on the same weights. An adapter folder that
-was rewritten since it was loaded (a new training run) is reloaded.
+was rewritten since it was loaded (a new training run) is reloaded. With `alsoBase`, every prompt runs twice in the
+same batch, once with the adapter and once without (peft's per-row `adapter_names`), so comparing the two costs
+one decoding loop instead of two.
 
 Batches are left-padded with an attention mask, so a prompt's greedy completion does not depend on its batch
 neighbours. Greedy by default (temperature 0); temperature > 0 samples (top-p), seeded once per request.
@@ -60,10 +62,12 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Sequence[str], max_new: int,
                    max_length: int, temperature: float = 0.0, top_p: float = 1.0,
-                   first_index: int = 0) -> List[Dict[str, Any]]:
+                   first_index: int = 0, adapter_names: Optional[List[str]] = None,
+                   rows_per_record: int = 1) -> List[Dict[str, Any]]:
     """Completions of one left-padded batch: [{text, promptTokens, newTokens}]. The caller sets eval mode,
     inference mode and (for sampling) the seed. A prompt over max_length is a BadDataset whose `line` is its
-    1-based position in the request's records (`first_index` is the batch's offset there)."""
+    1-based position in the request's records (`first_index` is the batch's offset there; each record fills
+    `rows_per_record` consecutive rows). `adapter_names`, one per row, picks each row's adapter ("__base__": none)."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
     try:
@@ -73,7 +77,7 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
     lengths = encoded["attention_mask"].sum(dim=1).tolist()
     for offset, length in enumerate(lengths):
         if length > max_length:
-            index = first_index + offset
+            index = first_index + offset // rows_per_record
             raise BadDataset(f"records[{index}]: the prompt is {length} tokens, longer than max_length={max_length}; "
                              "shorten the text or raise max_length.", line=index + 1, field="max_length")
     width = encoded["input_ids"].shape[1]
@@ -82,6 +86,8 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
                               "eos_token_id": eos, "do_sample": temperature > 0, "use_cache": True}
     if temperature > 0:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    if adapter_names is not None:
+        kwargs["adapter_names"] = adapter_names
     stop = None
     if stops:
         from transformers import StoppingCriteriaList
@@ -191,6 +197,11 @@ class Generator:
             raise InvalidParams("generate: topP must be in (0, 1].", field="topP")
         seed = _param(params, "seed", int, 0, minimum=0)
         batch_size = _param(params, "batchSize", int, 8, minimum=1)
+        also_base = params.get("alsoBase", False)
+        if not isinstance(also_base, bool):
+            raise InvalidParams("generate: alsoBase must be true or false.", field="alsoBase")
+        if also_base and adapter is None:
+            raise InvalidParams("generate: alsoBase needs an adapter to compare the base with.", field="alsoBase")
 
         template = load_template(config.template)
         prompts = render_prompts(template, records)
@@ -204,12 +215,31 @@ class Generator:
         completions: List[Dict[str, Any]] = []
         if temperature > 0:
             torch.manual_seed(seed)
+        if also_base:
+            return self._generate_both(prompts, template.stop, config, started, max_new=max_new,
+                                       temperature=temperature, top_p=top_p, batch_size=batch_size)
         with scope, torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
                 completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
                                               stops=template.stop, max_new=max_new, max_length=config.max_length,
                                               temperature=temperature, top_p=top_p, first_index=start)
         return {"completions": completions, "seconds": time.perf_counter() - started}
+
+    def _generate_both(self, prompts: List[str], stops: Sequence[str], config: Config, started: float, *,
+                       max_new: int, temperature: float, top_p: float, batch_size: int) -> Dict[str, Any]:
+        """Each prompt as two rows of one batch, the active adapter's and the base's (batch_size records, so
+        2 x batch_size rows per batch)."""
+        name = self._model.active_adapter
+        rows = [p for p in prompts for _ in range(2)]
+        names = [n for _ in prompts for n in (name, "__base__")]
+        out: List[Dict[str, Any]] = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), 2 * batch_size):
+                end = start + 2 * batch_size
+                out += generate_batch(self._model, self._tokenizer, rows[start:end], stops=stops, max_new=max_new,
+                                      max_length=config.max_length, temperature=temperature, top_p=top_p,
+                                      first_index=start // 2, adapter_names=names[start:end], rows_per_record=2)
+        return {"completions": out[0::2], "baseCompletions": out[1::2], "seconds": time.perf_counter() - started}
 
 
 def render_prompts(template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:

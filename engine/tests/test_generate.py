@@ -56,6 +56,28 @@ def test_adapter_and_base_differ_on_one_loaded_model(trained_run, generator):
     assert generator._loaded == 1  # the base model was loaded once for all of it
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_adapter_and_base_in_one_batch_equal_separate_runs(trained_run, generator, batch_size):
+    """alsoBase: each prompt as an adapter row and a base row of the same batch gives, token for token, what two
+    separate requests give (greedy, fp32 on the CPU)."""
+    adapter = str(trained_run["run_dir"] / "adapter")
+    both = generator.generate(params(trained_run, adapter, records(), batchSize=batch_size, alsoBase=True))
+    tuned = generator.generate(params(trained_run, adapter, records(), batchSize=batch_size))
+    base = generator.generate(params(trained_run, None, records(), batchSize=batch_size))
+    assert texts(both) == texts(tuned) and texts(tuned) != texts(base)
+    assert [c["text"] for c in both["baseCompletions"]] == texts(base)
+    assert [c["newTokens"] for c in both["completions"]] == [c["newTokens"] for c in tuned["completions"]]
+    assert [c["newTokens"] for c in both["baseCompletions"]] == [c["newTokens"] for c in base["completions"]]
+    assert generator._loaded == 1
+
+
+def test_also_base_needs_an_adapter(trained_run, generator):
+    from qlora_engine.errors import InvalidParams
+    with pytest.raises(InvalidParams) as info:
+        generator.generate(params(trained_run, None, records(), alsoBase=True))
+    assert info.value.field == "alsoBase"
+
+
 def test_stop_strings_cut_the_text(trained_run, generator, tmp_path):
     adapter = str(trained_run["run_dir"] / "adapter")
     free = generator.generate(params(trained_run, adapter, records()[:1], maxNewTokens=16))["completions"][0]

@@ -10,8 +10,8 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import { Generate, type GenerateParams } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
-import type { EngineSupervisor } from '../engine/supervise';
-import { AdapterConfigFile, RunFolder } from '../../../protocol/runFolder';
+import type { EngineSupervisor } from '../engine-client/supervise';
+import { AdapterConfigFile, RunFolder } from '../../../protocol/run-folder';
 import { compilePart, renderPart } from '../templates/jinja';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
@@ -70,25 +70,26 @@ export async function summarize(engine: EngineSupervisor, params: L.GenerateSumm
   if (!found.ok) return { ...none, problem: found.problem };
   const bound = bindInput(found.run.config.template, params.text);
   if ('problem' in bound) return { ...none, problem: bound.problem };
-  const request = (adapter: string | null): GenerateParams => ({
+  // Comparing with the base runs both in one batch (two rows, one decoding loop), not two requests.
+  const request: GenerateParams = {
     config: found.run.config,
-    adapter,
+    adapter: found.run.adapter,
     records: [bound.record],
     maxNewTokens: params.maxNewTokens,
     temperature: 0,
     topP: 1,
     seed: 42,
     batchSize: 1,
-  });
+    alsoBase: params.compareWithBase,
+  };
   try {
-    const tuned = await engine.request(Generate, request(found.run.adapter));
-    const base = params.compareWithBase ? await engine.request(Generate, request(null)) : null;
+    const result = await engine.request(Generate, request);
     return {
       variable: bound.variable,
       prompt: bound.prompt,
-      adapter: tuned.completions[0] ?? null,
-      base: base?.completions[0] ?? null,
-      seconds: tuned.seconds + (base?.seconds ?? 0),
+      adapter: result.completions[0] ?? null,
+      base: params.compareWithBase ? (result.baseCompletions?.[0] ?? null) : null,
+      seconds: result.seconds,
       problem: null,
     };
   } catch (error) {
