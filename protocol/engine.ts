@@ -168,6 +168,8 @@ export interface GenerateParams {
   batchSize: number;
   /** Also generate with the base model, in the same batches as the adapter (per-row adapters): `baseCompletions`. */
   alsoBase?: boolean;
+  /** Stream the text as it is generated: generate/didStream notifications carry this id. */
+  streamId?: string;
 }
 export interface Completion {
   text: string;
@@ -179,6 +181,19 @@ export interface GenerateResult {
   /** With alsoBase: the base model's completions of the same records, in the same order. */
   baseCompletions?: Completion[];
   seconds: number;
+}
+
+/** A streamed generate's text so far, for one record (and the adapter or the base), while it is generated. */
+export const GenerateDidStream = 'generate/didStream';
+export interface GenerateDidStreamParams {
+  streamId: string;
+  /** The record's index in the request. */
+  index: number;
+  /** The base model's row (alsoBase), not the adapter's. */
+  base: boolean;
+  /** The text generated so far, cut at a stop string; the last notification of a row has `done`. */
+  text: string;
+  done: boolean;
 }
 
 // ---------------------------------------------------------------- notifications (engine -> server)
@@ -323,4 +338,5 @@ export const EngineMethods = [
   TrainDidCheckpoint,
   TrainDidEnd,
   ModelDidProgress,
+  GenerateDidStream,
 ] as const;

@@ -112,6 +112,8 @@ export interface GenerateSummarizeParams {
   text: string;
   compareWithBase: boolean;
   maxNewTokens: number;
+  /** Stream the summary while it is generated: GenerateDidStream notifications carry this id. */
+  streamId?: string;
 }
 export interface GenerateSummarizeResult {
   /** The template variable the text was bound to. */
@@ -176,6 +178,15 @@ export interface EvalDidProgressParams {
   total: number;
 }
 
+/** A streamed summary's text so far (GenerateSummarizeParams.streamId), the adapter's or the base model's. */
+export const GenerateDidStream = 'qlora/generate/didStream';
+export interface GenerateDidStreamParams {
+  streamId: string;
+  base: boolean;
+  text: string;
+  done: boolean;
+}
+
 // ---------------------------------------------------------------- typing tables
 
 export interface LspRequests {
@@ -197,6 +208,7 @@ export interface LspNotifications {
   [TrainDidCheckpoint]: TrainDidCheckpointParams;
   [TrainDidEnd]: TrainDidEndParams;
   [EvalDidProgress]: EvalDidProgressParams;
+  [GenerateDidStream]: GenerateDidStreamParams;
 }
 
 export type LspRequestMethod = keyof LspRequests;
@@ -219,4 +231,5 @@ export const LspMethods = [
   TrainDidCheckpoint,
   TrainDidEnd,
   EvalDidProgress,
+  GenerateDidStream,
 ] as const;

@@ -22,13 +22,14 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .config import Config, parse_config
 from .errors import BadConfig, BadDataset, InvalidParams, ModelNotFound
 from .model import check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer
+from .streaming import Emit, RowStreamer, cut_at_stop
 from .template import PromptTemplate, load_template
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,15 @@ def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> An
     return StopStrings()
 
 
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    cuts = [text.find(s) for s in stops if s in text]
-    return text[:min(cuts)] if cuts else text
-
-
 def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Sequence[str], max_new: int,
                    max_length: int, temperature: float = 0.0, top_p: float = 1.0,
                    first_index: int = 0, adapter_names: Optional[List[str]] = None,
-                   rows_per_record: int = 1) -> List[Dict[str, Any]]:
+                   rows_per_record: int = 1, emit: Optional[Emit] = None) -> List[Dict[str, Any]]:
     """Completions of one left-padded batch: [{text, promptTokens, newTokens}]. The caller sets eval mode,
     inference mode and (for sampling) the seed. A prompt over max_length is a BadDataset whose `line` is its
     1-based position in the request's records (`first_index` is the batch's offset there; each record fills
-    `rows_per_record` consecutive rows). `adapter_names`, one per row, picks each row's adapter ("__base__": none)."""
+    `rows_per_record` consecutive rows). `adapter_names`, one per row, picks each row's adapter ("__base__": none).
+    `emit(row, text, done)` gets each row's text as it grows (streaming.RowStreamer)."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
     try:
@@ -88,6 +85,8 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     if adapter_names is not None:
         kwargs["adapter_names"] = adapter_names
+    if emit is not None:
+        kwargs["streamer"] = RowStreamer(tokenizer, len(prompts), eos, stops, emit)
     stop = None
     if stops:
         from transformers import StoppingCriteriaList
@@ -180,7 +179,9 @@ class Generator:
         self._model.set_adapter(self._adapters[str(path)][0])
 
     # ------------------------------------------------------------------ request
-    def generate(self, params: Dict[str, Any]) -> Dict[str, Any]:
+    def generate(self, params: Dict[str, Any],
+                 notify: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+        """The generate request; with params.streamId, `notify` gets GenerateDidStreamParams as text grows."""
         if not isinstance(params, dict):
             raise InvalidParams("generate: params must be an object.")
         config = parse_config(params.get("config"))
@@ -202,6 +203,17 @@ class Generator:
             raise InvalidParams("generate: alsoBase must be true or false.", field="alsoBase")
         if also_base and adapter is None:
             raise InvalidParams("generate: alsoBase needs an adapter to compare the base with.", field="alsoBase")
+        stream_id = params.get("streamId")
+        if stream_id is not None and not isinstance(stream_id, str):
+            raise InvalidParams("generate: streamId must be a string.", field="streamId")
+
+        def emitter(first_index: int, rows_per_record: int) -> Optional[Emit]:
+            """Row r of a batch starting at record first_index -> a generate/didStream notification."""
+            if stream_id is None or notify is None:
+                return None
+            return lambda row, text, done: notify({
+                "streamId": stream_id, "index": first_index + row // rows_per_record,
+                "base": rows_per_record == 2 and row % 2 == 1, "text": text, "done": done})
 
         template = load_template(config.template)
         prompts = render_prompts(template, records)
@@ -217,16 +229,18 @@ class Generator:
             torch.manual_seed(seed)
         if also_base:
             return self._generate_both(prompts, template.stop, config, started, max_new=max_new,
-                                       temperature=temperature, top_p=top_p, batch_size=batch_size)
+                                       temperature=temperature, top_p=top_p, batch_size=batch_size, emitter=emitter)
         with scope, torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
                 completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
                                               stops=template.stop, max_new=max_new, max_length=config.max_length,
-                                              temperature=temperature, top_p=top_p, first_index=start)
+                                              temperature=temperature, top_p=top_p, first_index=start,
+                                              emit=emitter(start, 1))
         return {"completions": completions, "seconds": time.perf_counter() - started}
 
     def _generate_both(self, prompts: List[str], stops: Sequence[str], config: Config, started: float, *,
-                       max_new: int, temperature: float, top_p: float, batch_size: int) -> Dict[str, Any]:
+                       max_new: int, temperature: float, top_p: float, batch_size: int,
+                       emitter: Callable[[int, int], Optional[Emit]]) -> Dict[str, Any]:
         """Each prompt as two rows of one batch, the active adapter's and the base's (batch_size records, so
         2 x batch_size rows per batch)."""
         name = self._model.active_adapter
@@ -238,7 +252,8 @@ class Generator:
                 end = start + 2 * batch_size
                 out += generate_batch(self._model, self._tokenizer, rows[start:end], stops=stops, max_new=max_new,
                                       max_length=config.max_length, temperature=temperature, top_p=top_p,
-                                      first_index=start // 2, adapter_names=names[start:end], rows_per_record=2)
+                                      first_index=start // 2, adapter_names=names[start:end], rows_per_record=2,
+                                      emit=emitter(start // 2, 2))
         return {"completions": out[0::2], "baseCompletions": out[1::2], "seconds": time.perf_counter() - started}
 
 

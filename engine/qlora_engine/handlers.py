@@ -172,4 +172,4 @@ class Handlers:
         active = self._busy()
         if active is not None:
             raise Busy(f"run {active.recipe.run_id} is training on the GPU; generate when it ends or cancel it.")
-        return self.generator.generate(params)
+        return self.generator.generate(params, notify=lambda p: self.conn.notify(P.GENERATE_DID_STREAM, p))

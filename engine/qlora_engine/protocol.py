@@ -29,6 +29,7 @@ TRAIN_DID_EVAL = "train/didEval"
 TRAIN_DID_CHECKPOINT = "train/didCheckpoint"
 TRAIN_DID_END = "train/didEnd"
 MODEL_DID_PROGRESS = "model/didProgress"
+GENERATE_DID_STREAM = "generate/didStream"
 
 ENGINE_METHODS = (
     INITIALIZE,
@@ -44,6 +45,7 @@ ENGINE_METHODS = (
     TRAIN_DID_CHECKPOINT,
     TRAIN_DID_END,
     MODEL_DID_PROGRESS,
+    GENERATE_DID_STREAM,
 )
 
 # Not part of engine.ts: LSP's lifecycle notification, accepted so a client may follow `shutdown` with it.

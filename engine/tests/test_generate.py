@@ -194,3 +194,26 @@ def test_greedy_is_the_default_and_the_seed_matters_when_sampling(trained_run, g
     sampled = [texts(generator.generate({**p, "temperature": 1.0, "seed": s})) for s in (1, 2, 1)]
     assert sampled[0] == sampled[2] and sampled[0] != sampled[1]
     assert sampled[0] != texts(generator.generate(p))
+
+
+def test_streamed_text_grows_to_the_completion(trained_run, generator):
+    """streamId: generate/didStream notifications per row, text growing by prefixes, the last one done and equal to
+    the completion (adapter and base rows of one mixed batch alike)."""
+    adapter = str(trained_run["run_dir"] / "adapter")
+    sent = []
+    result = generator.generate(params(trained_run, adapter, records()[:2], batchSize=2, alsoBase=True,
+                                       streamId="s1"), notify=sent.append)
+    assert {n["streamId"] for n in sent} == {"s1"}
+    for index in (0, 1):
+        for base, final in ((False, result["completions"][index]), (True, result["baseCompletions"][index])):
+            texts_ = [n["text"] for n in sent if n["index"] == index and n["base"] is base]
+            done = [n["done"] for n in sent if n["index"] == index and n["base"] is base]
+            assert len(texts_) >= 2 and done[-1] is True and done.count(True) == 1
+            assert all(b.startswith(a.rstrip()) for a, b in zip(texts_, texts_[1:])), texts_
+            assert texts_[-1] == final["text"]
+
+
+def test_without_stream_id_nothing_is_streamed(trained_run, generator):
+    sent = []
+    generator.generate(params(trained_run, None, records()[:1]), notify=sent.append)
+    assert sent == []

@@ -20,6 +20,28 @@ export class Summaries implements vscode.Disposable {
   private readonly threads = new Map<string, vscode.CommentThread>();
   /** What produced each thread, to summarize again (compare toggle). */
   private readonly sources = new WeakMap<vscode.CommentThread, { uri: vscode.Uri; range: vscode.Range; runDir: string }>();
+  /** Threads showing a summary still being generated (updated in place, replaced by show()). */
+  private readonly partial = new WeakSet<vscode.CommentThread>();
+
+  /** While the summary is generated: the text so far, updated in place as it streams in. */
+  showPartial(uri: vscode.Uri, range: vscode.Range, run: RunInfo, text: { adapter: string; base: string | null }): void {
+    const key = uri.toString();
+    let thread = this.threads.get(key);
+    if (!thread || !this.partial.has(thread)) {
+      thread?.dispose();
+      thread = this.controller.createCommentThread(uri, range, []);
+      thread.label = 'Summary (generating…)';
+      thread.contextValue = 'summary.partial'; // no insert or compare actions until it is complete
+      thread.canReply = false;
+      thread.collapsibleState = vscode.CommentThreadCollapsibleState.Expanded;
+      this.threads.set(key, thread);
+      this.partial.add(thread);
+    }
+    const md = (value: string): vscode.MarkdownString => new vscode.MarkdownString().appendText(value.trim() || '…').appendMarkdown('\n\n*generating…*');
+    const comments = [new SummaryComment(md(text.adapter), { name: `Adapter · ${run.runId}` }, text.adapter.trim(), 'summary.partial', 'fine-tuned')];
+    if (text.base !== null) comments.push(new SummaryComment(md(text.base), { name: 'Base model (no adapter)' }, text.base.trim(), 'summary.partial', 'zero-shot'));
+    thread.comments = comments;
+  }
 
   show(uri: vscode.Uri, range: vscode.Range, run: RunInfo, result: L.GenerateSummarizeResult): vscode.CommentThread {
     this.threads.get(uri.toString())?.dispose();

@@ -13,6 +13,7 @@ import { runCli } from '../../server/src/cli/main';
 import { findPython } from '../../server/src/engine-client/python';
 import { EngineSupervisor } from '../../server/src/engine-client/supervise';
 import type { EvalReport } from '../../server/src/eval/report';
+import { summarize } from '../../server/src/jobs/generate';
 import { readRun } from '../../server/src/runs/registry';
 import { cliContext, repo, tempDir } from '../support/helpers';
 
@@ -138,5 +139,27 @@ describe('train, then eval the adapter against the zero-shot base (real engine)'
     assert.ok(rouge1.adapter > rouge1.base, `adapter ROUGE-1 ${rouge1.adapter} must beat the base's ${rouge1.base}`);
     // Real summaries, not a repeated token: every adapter summary has several distinct words.
     for (const e of report.examples) assert.ok(new Set(e.adapter.text.split(/\s+/)).size >= 4, `degenerate summary: ${JSON.stringify(e.adapter.text)}`);
+
+    // Summarize Selection, compared with the base: one mixed batch, streamed as it is generated; the last text of
+    // each side is the final summary, and the first text arrives well before the end.
+    const updates: { base: boolean; text: string; done: boolean; at: number }[] = [];
+    const started = performance.now();
+    const dialogue = String((JSON.parse(fs.readFileSync(path.join(samples, 'test.jsonl'), 'utf8').split('\n')[0]!) as Record<string, unknown>).dialogue);
+    const summary = await summarize(
+      engine,
+      { runDir, text: dialogue, compareWithBase: true, maxNewTokens: 40, streamId: 'stream-1' },
+      (u) => updates.push({ base: u.base, text: u.text, done: u.done, at: performance.now() - started }),
+    );
+    assert.equal(summary.problem, null, JSON.stringify(summary.problem));
+    const ended = performance.now() - started;
+    for (const [base, final] of [[false, summary.adapter!], [true, summary.base!]] as const) {
+      const side = updates.filter((u) => u.base === base);
+      assert.ok(side.length >= 3, `${base ? 'base' : 'adapter'}: ${side.length} updates`);
+      assert.deepEqual([side.at(-1)!.text, side.at(-1)!.done], [final.text, true]);
+      assert.equal(side.filter((u) => u.done).length, 1);
+    }
+    const first = updates.find((u) => u.text)!.at;
+    t.diagnostic(`summarize with comparison: first text after ${first.toFixed(0)} ms, done after ${ended.toFixed(0)} ms`);
+    assert.ok(first < ended / 2, `the first text (${first} ms) must come long before the end (${ended} ms)`);
   });
 });

@@ -3,6 +3,7 @@
  * shows beside the selection as a comment thread (adapter, and the base model when comparing), with actions to
  * insert it below the selection, or to toggle the comparison with the base model and summarize again.
  */
+import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
@@ -57,10 +58,24 @@ async function chooseRun(s: Services, arg: unknown): Promise<RunInfo> {
 
 async function runSummarize(s: Services, uri: vscode.Uri, range: vscode.Range, text: string, run: RunInfo, compareWithBase: boolean): Promise<void> {
   const client = await s.ctx.requireClient();
-  const result = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Summarizing with ${run.runId}${compareWithBase ? ' and the base model' : ''}…`, cancellable: true },
-    (_p, token) => client.request(L.GenerateSummarize, { runDir: run.runDir, text, compareWithBase, maxNewTokens: settings.maxNewTokens() }, token),
-  );
+  // The summary streams into the comment thread as it is generated; the final result replaces it.
+  const streamId = randomUUID();
+  const sofar = { adapter: '', base: compareWithBase ? '' : null } as { adapter: string; base: string | null };
+  const streaming = client.onNotification(L.GenerateDidStream, (u) => {
+    if (u.streamId !== streamId) return;
+    if (u.base) sofar.base = u.text;
+    else sofar.adapter = u.text;
+    s.summaries.showPartial(uri, range, run, sofar);
+  });
+  let result: L.GenerateSummarizeResult;
+  try {
+    result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Summarizing with ${run.runId}${compareWithBase ? ' and the base model' : ''}…`, cancellable: true },
+      (_p, token) => client.request(L.GenerateSummarize, { runDir: run.runDir, text, compareWithBase, maxNewTokens: settings.maxNewTokens(), streamId }, token),
+    );
+  } finally {
+    streaming.dispose();
+  }
   if (result.problem) throw problemError(result.problem);
   await s.ctx.extension.workspaceState.update(LastAdapterKey, run.runDir);
   s.summaries.show(uri, range, run, result);

@@ -18,6 +18,7 @@ export interface EngineNotifications {
   [P.TrainDidCheckpoint]: P.TrainDidCheckpointParams;
   [P.TrainDidEnd]: P.TrainDidEndParams;
   [P.ModelDidProgress]: P.ModelDidProgressParams;
+  [P.GenerateDidStream]: P.GenerateDidStreamParams;
 }
 
 export type RequestMethod = keyof EngineRequests;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ResolvedConfig } from '../../../protocol/config';
-import { Generate, type GenerateParams } from '../../../protocol/engine';
+import { Generate, GenerateDidStream, type GenerateParams } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine-client/supervise';
@@ -64,7 +64,12 @@ export function bindInput(templateFile: string, text: string): { variable: strin
   return { variable, record, prompt: rendered };
 }
 
-export async function summarize(engine: EngineSupervisor, params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
+/** Summarizes the selection; with params.streamId, `stream` gets the text as it is generated. */
+export async function summarize(
+  engine: EngineSupervisor,
+  params: L.GenerateSummarizeParams,
+  stream: (update: L.GenerateDidStreamParams) => void = () => {},
+): Promise<L.GenerateSummarizeResult> {
   const none = { variable: null, prompt: null, adapter: null, base: null, seconds: 0 };
   const found = runForGeneration(params.runDir);
   if (!found.ok) return { ...none, problem: found.problem };
@@ -81,7 +86,14 @@ export async function summarize(engine: EngineSupervisor, params: L.GenerateSumm
     seed: 42,
     batchSize: 1,
     alsoBase: params.compareWithBase,
+    ...(params.streamId ? { streamId: params.streamId } : {}),
   };
+  const streamId = params.streamId;
+  const streaming = streamId
+    ? engine.onNotification(GenerateDidStream, (u) => {
+        if (u.streamId === streamId) stream({ streamId, base: u.base, text: u.text, done: u.done });
+      })
+    : null;
   try {
     const result = await engine.request(Generate, request);
     return {
@@ -94,5 +106,7 @@ export async function summarize(engine: EngineSupervisor, params: L.GenerateSumm
     };
   } catch (error) {
     return { ...none, variable: bound.variable, prompt: bound.prompt, problem: problemFromError(error) };
+  } finally {
+    streaming?.dispose();
   }
 }

@@ -131,7 +131,7 @@ export class JobManager {
     }
     const release = this.engine.hold();
     try {
-      return await summarize(engine, params);
+      return await summarize(engine, params, (update) => this.notify(L.GenerateDidStream, update));
     } finally {
       release();
     }
