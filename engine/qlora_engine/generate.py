@@ -34,6 +34,15 @@ from .template import PromptTemplate, load_template
 
 log = logging.getLogger(__name__)
 
+# Prompts longer than this prefill in chunks of it (transformers' prefill_chunk_size), so a long dialogue's prefill
+# holds one chunk's activations at a time instead of the whole prompt's.
+PREFILL_CHUNK = 1024
+
+
+def _supports_prefill_chunking() -> bool:
+    from transformers import GenerationConfig
+    return hasattr(GenerationConfig(), "prefill_chunk_size")
+
 
 def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> Any:
     """A stopping criterion per row: done once the row's generated text contains a stop string. `done_at[row]` is
@@ -85,6 +94,8 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     if adapter_names is not None:
         kwargs["adapter_names"] = adapter_names
+    if width > PREFILL_CHUNK and _supports_prefill_chunking():
+        kwargs["prefill_chunk_size"] = PREFILL_CHUNK
     if emit is not None:
         kwargs["streamer"] = RowStreamer(tokenizer, len(prompts), eos, stops, emit)
     stop = None

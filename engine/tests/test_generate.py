@@ -217,3 +217,30 @@ def test_without_stream_id_nothing_is_streamed(trained_run, generator):
     sent = []
     generator.generate(params(trained_run, None, records()[:1]), notify=sent.append)
     assert sent == []
+
+
+def test_long_prompts_prefill_in_chunks_with_the_same_result(trained_run, generator, monkeypatch):
+    """A prompt longer than PREFILL_CHUNK is prefilled chunk by chunk: the same greedy tokens as in one piece."""
+    from qlora_engine import generate as gen
+    long = [{"dialogue": " ".join(r["dialogue"] for r in records()[:3])}]
+    whole = generator.generate(params(trained_run, None, long, maxNewTokens=8))
+    assert whole["completions"][0]["promptTokens"] > 64
+    chunks = []
+    original = gen.generate_batch
+
+    def spy(model, *args, **kwargs):  # records the prefill_chunk_size each model.generate call gets
+        real = model.generate
+
+        def generate(**kw):
+            chunks.append(kw.get("prefill_chunk_size"))
+            return real(**kw)
+        model.generate = generate
+        try:
+            return original(model, *args, **kwargs)
+        finally:
+            del model.generate
+    monkeypatch.setattr(gen, "PREFILL_CHUNK", 32)
+    monkeypatch.setattr(gen, "generate_batch", spy)
+    chunked = generator.generate(params(trained_run, None, long, maxNewTokens=8))
+    assert chunks == [32]
+    assert texts(chunked) == texts(whole)
