@@ -140,7 +140,31 @@ export interface ModelImportResult {
   skipped: boolean;
 }
 
-/** Engine → server, during model/import. */
+/** A run's adapter merged into its base model: a folder AutoModelForCausalLM loads without peft. */
+export const ModelExport = 'model/export';
+export interface ModelExportParams {
+  /** The run's config (config.yaml): the base model, its tokenizer and trust_remote_code come from here. */
+  config: ResolvedConfig;
+  /** Absolute path of the PEFT adapter folder. */
+  adapter: string;
+  /** Absolute path of the folder to write; it must not exist (nothing is overwritten). */
+  out: string;
+  dtype: 'bfloat16' | 'float16' | 'float32';
+}
+export interface ModelExportResult {
+  out: string;
+  base: string;
+  adapter: string;
+  dtype: string;
+  /** The quantization the run trained with ('none', 'nf4', ...): the merge uses the base's original weights. */
+  trainedOnQuantization: string;
+  baseWeights: string;
+  parameters: number;
+  /** Every file written, with its size in bytes (qlora-export.json records the same). */
+  files: Record<string, number>;
+}
+
+/** Engine → server, during model/import and model/export. */
 export const ModelDidProgress = 'model/didProgress';
 export interface ModelDidProgressParams {
   /** checksum, reading, tokenizer, dequantizing N tensors, saving, done */
@@ -331,6 +355,7 @@ export const EngineMethods = [
   TrainCancel,
   TrainPlan,
   ModelImport,
+  ModelExport,
   Generate,
   TrainDidStage,
   TrainDidProgress,

@@ -62,6 +62,13 @@ def _require(params: Any, name: str, kind: type) -> Any:
     return params[name]
 
 
+def _absolute(params: Any, name: str) -> Path:
+    path = Path(_require(params, name, str))
+    if not path.is_absolute():
+        raise InvalidParams(f"{name} must be an absolute path, got {str(path)!r}", field=name)
+    return path
+
+
 class Handlers:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -73,7 +80,7 @@ class Handlers:
     def handlers(self) -> Dict[str, Callable[[Any], Any]]:
         return {P.INITIALIZE: self.initialize, P.SHUTDOWN: self.shutdown, P.TRAIN_START: self.train_start,
                 P.TRAIN_CANCEL: self.train_cancel, P.TRAIN_PLAN: self.train_plan, P.MODEL_IMPORT: self.model_import,
-                P.GENERATE: self.generate}
+                P.MODEL_EXPORT: self.model_export, P.GENERATE: self.generate}
 
     def serve(self) -> None:
         self.conn.serve(self.handlers, {P.EXIT: self._exit}, lambda: self._stop)
@@ -152,20 +159,29 @@ class Handlers:
     # ------------------------------------------------------------------ models
     def model_import(self, params: Any) -> Dict[str, Any]:
         from .gguf_import import import_gguf
-        source, out = Path(_require(params, "source", str)), Path(_require(params, "out", str))
-        for name, path in (("source", source), ("out", out)):
-            if not path.is_absolute():
-                raise InvalidParams(f"{name} must be an absolute path, got {str(path)!r}", field=name)
+        source, out = _absolute(params, "source"), _absolute(params, "out")
+        return import_gguf(source, out, self._model_progress())
+
+    def model_export(self, params: Any) -> Dict[str, Any]:
+        from .export import export_merged
+        adapter, out = _absolute(params, "adapter"), _absolute(params, "out")
+        active = self._busy()
+        if active is not None:
+            raise Busy(f"run {active.recipe.run_id} is training; export when it ends or cancel it.")
+        self.generator.release()  # the merged model needs the memory the generator's cached model holds
+        return export_merged(_require(params, "config", dict), adapter, out, _require(params, "dtype", str),
+                             self._model_progress())
+
+    def _model_progress(self) -> Callable[[str, Optional[float]], None]:
+        """model/didProgress, at most ~100 notifications per stage (a 10 GB checksum must not flood the channel)."""
         last = {"stage": "", "fraction": -1.0}
 
         def progress(stage: str, fraction: Optional[float]) -> None:
-            # At most ~100 notifications per stage: a 10 GB checksum must not flood the channel.
             if stage == last["stage"] and fraction is not None and fraction - last["fraction"] < 0.01 and fraction < 1:
                 return
             last.update(stage=stage, fraction=-1.0 if fraction is None else fraction)
             self.conn.notify(P.MODEL_DID_PROGRESS, {"stage": stage, "fraction": fraction})
-
-        return import_gguf(source, out, progress)
+        return progress
 
     # ------------------------------------------------------------------ generation
     def generate(self, params: Any) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ TRAIN_PLAN = "train/plan"
 
 # models
 MODEL_IMPORT = "model/import"
+MODEL_EXPORT = "model/export"
 
 # generation
 GENERATE = "generate"
@@ -38,6 +39,7 @@ ENGINE_METHODS = (
     TRAIN_CANCEL,
     TRAIN_PLAN,
     MODEL_IMPORT,
+    MODEL_EXPORT,
     GENERATE,
     TRAIN_DID_STAGE,
     TRAIN_DID_PROGRESS,

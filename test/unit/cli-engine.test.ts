@@ -180,6 +180,29 @@ describe('cli against the real engine', () => {
     assert.ok(fs.existsSync(path.join(runDir, 'config.yaml')));
   });
 
+  engineIt("export --merged: the run's adapter merged into its base; an existing folder or a run without adapter exits 2", async () => {
+    const runsDir = path.join(dir, 'runs-export');
+    const trained = await inProcess(['train', variant('export', (y) => y), '--max-steps', '2', '--json', '--runs-dir', runsDir]);
+    assert.equal(trained.code, 0, explain(trained));
+    const runDir = trained.events.at(-1)!.run_dir as string;
+    const out = path.join(dir, 'merged');
+    const r = await inProcess(['export', runDir, '--merged', out, '--dtype', 'fp32', '--json']);
+    assert.equal(r.code, 0, explain(r));
+    const result = r.events.at(-1)!;
+    assert.equal(result.event, 'exported');
+    assert.deepEqual([result.dtype, result.trainedOnQuantization, result.out], ['float32', 'none', out]);
+    assert.ok(r.events.some((e) => e.event === 'progress' && e.stage === 'merging the adapter'));
+    for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'qlora-export.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+    const again = await inProcess(['export', runDir, '--merged', out]);
+    assert.equal(again.code, 2, explain(again));
+    assert.match(again.stderr, /already exists; choose a new folder \(nothing is overwritten\)/);
+    fs.rmSync(path.join(runDir, 'adapter'), { recursive: true });
+    const none = await inProcess(['export', runDir, '--merged', path.join(dir, 'merged-2')]);
+    assert.equal(none.code, 2, explain(none));
+    assert.match(none.stderr, /has no complete adapter\/ \(did its training complete\?\)/);
+    assert.equal(fs.existsSync(path.join(dir, 'merged-2')), false);
+  });
+
   engineIt('bad input (bin): exit 2 with file:line:col field: message on stderr, before the engine starts', async () => {
     const runsDir = path.join(dir, 'runs-bad-bin');
     const r = await qlora(['train', variant('lr-bin', (y) => y.replace('learning_rate: 1.0e-2', 'learning_rate: -0.001')), '--runs-dir', runsDir, '--json']);

@@ -6,6 +6,7 @@ import pkg from '../../../package.json';
 import { ExitCode, UsageError, type CliContext, type Command } from './subcommand';
 import { envCommand } from './env';
 import { evalCommand } from './eval';
+import { exportCommand } from './export';
 import { importCommand } from './import';
 import { lintCommand } from './lint';
 import { planCommand } from './plan';
@@ -20,7 +21,7 @@ const rouge: Command = {
   run: (args, ctx) => rougeCommand(args, ctx),
 };
 
-export const commands: readonly Command[] = [trainCommand, evalCommand, planCommand, importCommand, envCommand, runsCommand, lintCommand, rouge];
+export const commands: readonly Command[] = [trainCommand, evalCommand, exportCommand, planCommand, importCommand, envCommand, runsCommand, lintCommand, rouge];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -8,6 +8,7 @@ export interface EngineRequests {
   [P.TrainCancel]: { params: P.TrainCancelParams; result: P.TrainCancelResult };
   [P.TrainPlan]: { params: P.TrainPlanParams; result: P.TrainPlanResult };
   [P.ModelImport]: { params: P.ModelImportParams; result: P.ModelImportResult };
+  [P.ModelExport]: { params: P.ModelExportParams; result: P.ModelExportResult };
   [P.Generate]: { params: P.GenerateParams; result: P.GenerateResult };
 }
 
