@@ -178,6 +178,26 @@ export interface EvalDidProgressParams {
   total: number;
 }
 
+/** A run's adapter merged into its base model, written to a new folder (qlora-studio export --merged). */
+export const ModelExport = 'qlora/model/export';
+export interface ModelExportParams {
+  runDir: string;
+  /** The folder to create; it must not exist. */
+  out: string;
+  dtype: E.ModelExportParams['dtype'];
+}
+export interface ModelExportResult {
+  exported: E.ModelExportResult | null;
+  problem: JobProblem | null;
+}
+
+/** Progress of a ModelExport (the engine's stages: loading the base model, merging the adapter, saving, done). */
+export const ModelDidProgress = 'qlora/model/didProgress';
+export interface ModelDidProgressParams {
+  runDir: string;
+  stage: string;
+}
+
 /** A streamed summary's text so far (GenerateSummarizeParams.streamId), the adapter's or the base model's. */
 export const GenerateDidStream = 'qlora/generate/didStream';
 export interface GenerateDidStreamParams {
@@ -197,6 +217,7 @@ export interface LspRequests {
   [JobsList]: { params: JobsListParams; result: JobsListResult };
   [GenerateSummarize]: { params: GenerateSummarizeParams; result: GenerateSummarizeResult };
   [EvalStart]: { params: EvalStartParams; result: EvalStartResult };
+  [ModelExport]: { params: ModelExportParams; result: ModelExportResult };
 }
 
 export interface LspNotifications {
@@ -209,6 +230,7 @@ export interface LspNotifications {
   [TrainDidEnd]: TrainDidEndParams;
   [EvalDidProgress]: EvalDidProgressParams;
   [GenerateDidStream]: GenerateDidStreamParams;
+  [ModelDidProgress]: ModelDidProgressParams;
 }
 
 export type LspRequestMethod = keyof LspRequests;
@@ -223,6 +245,7 @@ export const LspMethods = [
   JobsList,
   GenerateSummarize,
   EvalStart,
+  ModelExport,
   EngineDidChangeState,
   EngineDidLog,
   TrainDidStage,
@@ -232,4 +255,5 @@ export const LspMethods = [
   TrainDidEnd,
   EvalDidProgress,
   GenerateDidStream,
+  ModelDidProgress,
 ] as const;

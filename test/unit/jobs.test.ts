@@ -35,6 +35,28 @@ describe('JobManager (fake engine)', () => {
   const dir = tempDir();
   after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
 
+  it('exports a completed run merged, forwarding progress; an existing folder or a run without adapter is a problem', async () => {
+    const { jobs, sent } = manager();
+    const sub = path.join(dir, 'export');
+    fs.mkdirSync(sub);
+    const r = await jobs.trainStart({ configPath: project(sub, 2), runsDir: path.join(sub, 'runs'), resumeRunDir: null });
+    const runDir = r.started!.runDir;
+    await waitFor(() => sent.some((s) => s.method === L.TrainDidEnd), 5000, 'train/didEnd');
+    const out = path.join(sub, 'merged');
+    const done = await jobs.modelExport({ runDir, out, dtype: 'bfloat16' });
+    assert.equal(done.problem, null, JSON.stringify(done.problem));
+    assert.deepEqual([done.exported!.out, done.exported!.dtype, done.exported!.adapter], [out, 'bfloat16', path.join(runDir, 'adapter')]);
+    const stages = sent.filter((s) => s.method === L.ModelDidProgress).map((s) => s.params as L.ModelDidProgressParams);
+    assert.deepEqual(stages.map((p) => p.stage), ['loading the base model', 'merging the adapter', 'saving', 'done']);
+    assert.ok(stages.every((p) => p.runDir === runDir));
+    const again = await jobs.modelExport({ runDir, out, dtype: 'bfloat16' });
+    assert.equal(again.exported, null);
+    assert.deepEqual([again.problem?.code, again.problem?.file], [L.JobErrorCodes.RunNotUsable, out]);
+    const noRun = await jobs.modelExport({ runDir: path.join(sub, 'nope'), out: path.join(sub, 'merged-2'), dtype: 'float32' });
+    assert.equal(noRun.problem?.code, L.JobErrorCodes.RunNotUsable);
+    await jobs.dispose();
+  });
+
   it('trains: forwards stage/progress/checkpoint/end with the run folder, saves config.yaml and engine.log', async () => {
     const { jobs, sent } = manager();
     const config = project(dir);

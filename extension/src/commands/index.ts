@@ -12,6 +12,7 @@ import { pickRun, problemError, requireTrusted } from '../guards';
 import { ReportFile } from '../runs/read';
 import { runDirOf } from '../runs-tree';
 import { settings } from '../settings';
+import { exportMerged } from './export';
 import { newProject, setupEngine } from './project';
 import type { Services } from './services';
 import { closeSummary, insertSummary, summarizeSelection, toggleCompareWithBase } from './summarize';
@@ -97,6 +98,7 @@ export const commands: Record<string, (s: Services) => Handler> = {
   'qloraStudio.fineTune': fineTune,
   'qloraStudio.summarizeSelection': summarizeSelection,
   'qloraStudio.evaluateAdapter': evaluateAdapter,
+  'qloraStudio.exportMerged': exportMerged,
   'qloraStudio.openDashboard': openDashboard,
   'qloraStudio.compareRuns': compareRuns,
   'qloraStudio.cancelRun': cancelRun,

@@ -11,6 +11,7 @@ import { TrainPlan as EngineTrainPlan, type TrainPlanResult } from '../../../pro
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import { EngineHost, UntrustedWorkspaceError } from './engine-host';
+import { exportRun, exportTarget } from './export';
 import { summarize } from './generate';
 import { evaluateRun, prepareRunEvaluation } from './evaluate';
 import { problemFromConfig, problemFromError } from './problems';
@@ -157,6 +158,26 @@ export class JobManager {
     }
   }
 
+  /** A run's adapter merged into its base model, written to a new folder. */
+  async modelExport(params: L.ModelExportParams): Promise<L.ModelExportResult> {
+    const refused = this.untrusted();
+    if (refused) return { exported: null, problem: refused };
+    const target = exportTarget(params);
+    if (!target.ok) return { exported: null, problem: target.problem };
+    let engine;
+    try {
+      engine = await this.engine.engine(await this.pythonSetting());
+    } catch (error) {
+      return { exported: null, problem: problemFromError(error) };
+    }
+    const release = this.engine.hold();
+    try {
+      return await exportRun(engine, params, target.run, this.notify);
+    } finally {
+      release();
+    }
+  }
+
   /** The memory estimate of a resolved config on the one shared engine (the lint server's config lens). */
   async planResolved(config: ResolvedConfig): Promise<TrainPlanResult> {
     const engine = await this.engine.engine(await this.pythonSetting());
@@ -193,6 +214,7 @@ export function registerJobs(connection: JobsConnection, options: JobsOptions = 
   on(L.JobsList, () => jobs.list());
   on(L.GenerateSummarize, (p) => jobs.summarize(p));
   on(L.EvalStart, (p, signal) => jobs.evalStart(p, signal));
+  on(L.ModelExport, (p) => jobs.modelExport(p));
   return jobs;
 }
 
