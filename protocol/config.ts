@@ -28,8 +28,19 @@ export interface DataConfig {
   validation_split: number;
 }
 
+/** End training once `metric` has not improved by more than min_delta for `patience` evaluations in a row. */
+export interface EarlyStopping {
+  metric: BestMetric;
+  patience: number;
+  min_delta: number;
+}
+
 export interface TrainConfig {
+  /** Optimizer steps (with `epochs`, the engine computes it: config.yaml of the run records the value). */
   max_steps: number;
+  /** Passes over the training rows instead of max_steps; null: max_steps decides. */
+  epochs: number | null;
+  early_stopping: EarlyStopping | null;
   /** Rows per micro-batch, or 'auto' (as many max_length rows as one forward pass holds in free GPU memory). */
   micro_batch_size: number | 'auto';
   gradient_accumulation: number;

@@ -53,6 +53,8 @@ export interface RunRecord {
   best: BestCheckpoint | null;
   /** The "auto" settings as resolved for this run (absent in runs written before picks existed). */
   picks?: TrainPicks | null;
+  /** Why the run ended before totalSteps (train.early_stopping), or null; absent in runs written before it existed. */
+  stopReason?: string | null;
 }
 
 /** One line of metrics.jsonl per logged step. A resumed run logs the steps after its checkpoint again. */

@@ -7,6 +7,7 @@ optional field gets the schema's default so a hand-written dict works too.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
@@ -16,7 +17,8 @@ from .errors import BadConfig
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # "str" | "bool" | "int" | "number" | "enum" | "path" | "path?" | "strings" | "strings?"; "int|auto", "bool|auto"
+    kind: str  # "str" | "bool" | "int" | "int?" | "number" | "enum" | "path" | "path?" | "strings" | "strings?";
+    # "int|auto", "bool|auto"; "early_stopping?" (train.early_stopping: an object or null)
     default: Any = None
     required: bool = False
     enum: Tuple[Optional[str], ...] = ()  # None: the JSON null
@@ -44,6 +46,8 @@ RULES: Dict[str, Rule] = {
     "loss_on": Rule("enum", "response", enum=("response", "all")),
     "packing": Rule("bool", False),
     "train.max_steps": Rule("int", 1000, minimum=1),
+    "train.epochs": Rule("int?", None, minimum=1),
+    "train.early_stopping": Rule("early_stopping?", None),
     "train.micro_batch_size": Rule("int|auto", 1, minimum=1, maximum=1024),
     "train.gradient_accumulation": Rule("int", 4, minimum=1, maximum=4096),
     "train.learning_rate": Rule("number", 0.0002, exclusive_minimum=0, maximum=1),
@@ -93,8 +97,24 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EarlyStopping:
+    metric: str  # eval_loss (lower is better) or a ROUGE type (higher is better)
+    patience: int
+    min_delta: float
+
+
+EARLY_STOPPING_RULES = {
+    "metric": Rule("enum", "eval_loss", enum=("eval_loss", "rouge1", "rouge2", "rougeL", "rougeLsum")),
+    "patience": Rule("int", 3, minimum=1, maximum=1000),
+    "min_delta": Rule("number", 0, minimum=0),
+}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     max_steps: int
+    epochs: Optional[int]  # set: the run's length in passes over the training rows (max_steps is ignored)
+    early_stopping: Optional["EarlyStopping"]
     micro_batch_size: Union[int, str]  # an int, or "auto" until Recipe.setup resolves it (plan.pick)
     gradient_accumulation: int
     learning_rate: float
@@ -161,6 +181,12 @@ def _check(path: str, rule: Rule, value: Any) -> Any:
             raise bad('true, false or "auto"')
         if rule.kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
             raise bad('an integer or "auto"')
+    if rule.kind == "int?":
+        if value is None:
+            return None
+        rule = Rule("int", minimum=rule.minimum, maximum=rule.maximum)
+    if rule.kind == "early_stopping?":
+        return _early_stopping(path, value)
     if rule.kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -194,6 +220,21 @@ def _check(path: str, rule: Rule, value: Any) -> Any:
             # The server resolves paths against the config file; a relative path here means it did not.
             raise bad("an absolute path (the server resolves paths relative to the config file)")
     return value
+
+
+def _early_stopping(path: str, value: Any) -> Optional[EarlyStopping]:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadConfig(f"{path} must be an object ({{metric, patience, min_delta}}) or null, got {value!r}.",
+                        field=path)
+    for key in value:
+        if key not in EARLY_STOPPING_RULES:
+            raise BadConfig(f"unknown field {path}.{key}; known: {', '.join(EARLY_STOPPING_RULES)}.",
+                            field=f"{path}.{key}")
+    checked = {key: _check(f"{path}.{key}", rule, value.get(key, rule.default))
+               for key, rule in EARLY_STOPPING_RULES.items()}
+    return EarlyStopping(**checked)
 
 
 def _lookup(raw: Dict[str, Any], path: str) -> Tuple[bool, Any]:
@@ -249,6 +290,8 @@ def to_dict(config: Config) -> Dict[str, Any]:
             node = getattr(node, part)
         if isinstance(node, tuple):  # lists are tuples in the frozen dataclasses
             node = list(node)
+        elif isinstance(node, EarlyStopping):
+            node = dataclasses.asdict(node)
         head, _, tail = path.partition(".")
         if tail:
             out.setdefault(head, {})[tail] = node

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .config import Config
+from .config import Config, EarlyStopping
 from .data import Dataset, Sequence as Row, collate
 from .errors import BadConfig
 from .generate import generate_batch
@@ -38,18 +38,21 @@ class RougeSample:
 
 
 def plan_evaluation(config: Config, template: PromptTemplate, dataset: Dataset) -> Optional[RougeSample]:
-    """Checks train.rouge_every / best_metric against the rest of the config and the data (BadConfig /
-    BadDataset naming the field, file and line); returns the ROUGE sample, or None without rouge_every."""
+    """Checks train.rouge_every / best_metric / early_stopping against the rest of the config and the data
+    (BadConfig / BadDataset naming the field, file and line); returns the ROUGE sample, or None without
+    rouge_every."""
     train = config.train
-    metric = train.best_metric
-    if metric == "eval_loss" and not (train.eval_every or train.rouge_every):
-        raise BadConfig("train.best_metric eval_loss needs evaluations: set train.eval_every > 0.",
-                        field="train.best_metric")
-    if metric is not None and metric != "eval_loss" and not train.rouge_every:
-        raise BadConfig(f"train.best_metric {metric} needs ROUGE evaluations: set train.rouge_every > 0.",
-                        field="train.best_metric")
-    if (train.rouge_every or metric is not None) and not dataset.validation:
-        what = "train.rouge_every" if train.rouge_every else "train.best_metric"
+    wanted = [(train.best_metric, "train.best_metric")]
+    if train.early_stopping is not None:
+        wanted.append((train.early_stopping.metric, "train.early_stopping.metric"))
+    for metric, field in wanted:
+        if metric == "eval_loss" and not (train.eval_every or train.rouge_every):
+            raise BadConfig(f"{field} eval_loss needs evaluations: set train.eval_every > 0.", field=field)
+        if metric is not None and metric != "eval_loss" and not train.rouge_every:
+            raise BadConfig(f"{field} {metric} needs ROUGE evaluations: set train.rouge_every > 0.", field=field)
+    needs = [field for metric, field in wanted if metric is not None]
+    if (train.rouge_every or needs) and not dataset.validation:
+        what = "train.rouge_every" if train.rouge_every else needs[0]
         raise BadConfig(f"{what} needs validation records: set data.validation, or data.validation_split > 0.",
                         field=what)
     if not train.rouge_every:
@@ -100,6 +103,37 @@ def rouge_scores(model: Any, tokenizer: Any, sample: RougeSample, config: Config
     return sample.scorer.mean(predictions, sample.references)
 
 
+def metric_of(row: Dict[str, Any], metric: str) -> Optional[float]:
+    """An evaluation row's value of `metric` (None when this evaluation did not measure it, or it is not finite)."""
+    value = row.get("evalLoss") if metric == "eval_loss" else (row.get("rouge") or {}).get(metric)
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class EarlyStopper:
+    """train.early_stopping: counts the evaluations in a row whose metric did not beat the best so far by more
+    than min_delta (lower eval_loss, higher ROUGE); `update` returns why to stop once that count reaches patience."""
+
+    def __init__(self, rule: Optional[EarlyStopping]) -> None:
+        self.rule = rule
+        self.best: Optional[float] = None
+        self.waited = 0
+
+    def update(self, row: Dict[str, Any]) -> Optional[str]:
+        rule = self.rule
+        value = None if rule is None else metric_of(row, rule.metric)
+        if rule is None or value is None:
+            return None
+        lower = rule.metric == "eval_loss"
+        if self.best is None or (value < self.best - rule.min_delta if lower else value > self.best + rule.min_delta):
+            self.best, self.waited = value, 0
+            return None
+        self.waited += 1
+        if self.waited < rule.patience:
+            return None
+        return (f"early stopping: {rule.metric} has not improved by more than {rule.min_delta:g} for {rule.patience} "
+                f"evaluation{'s' if rule.patience > 1 else ''} (best {self.best:.4f})")
+
+
 class BestTracker:
     """The best evaluation so far by train.best_metric: {metric, value, step, path, adapterPath} (run.json's
     `best`), where path is the checkpoint of that step and adapterPath the run's best-adapter/ folder."""
@@ -116,8 +150,8 @@ class BestTracker:
         """Takes an evaluation row (evalLoss, rouge?); True when it is the new best."""
         if self.metric is None:
             return False
-        value = row["evalLoss"] if self.metric == "eval_loss" else row.get("rouge", {}).get(self.metric)
-        if value is None or not math.isfinite(value):
+        value = metric_of(row, self.metric)
+        if value is None:
             return False  # a loss-only evaluation says nothing about a ROUGE metric
         if self.record is not None:
             old = self.record["value"]

@@ -9,6 +9,12 @@ import torch.nn.functional as F
 from .data import IGNORE
 
 
+def steps_for_epochs(epochs: int, rows: int, micro_batch_size: int, accumulation: int) -> int:
+    """Optimizer steps that make `epochs` passes over `rows` training rows (a step takes micro_batch_size x
+    accumulation rows; the last step of a pass takes its first rows from the next pass's order)."""
+    return epochs * -(-rows // (micro_batch_size * accumulation))
+
+
 class DataOrder:
     """Which rows form the next micro-batch.
 

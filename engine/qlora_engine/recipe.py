@@ -49,11 +49,11 @@ from .locks import gpu_lock, run_folder_lock
 from .metrics_log import MetricsLog
 from .events import Events, Fanout, NullEvents
 from .files import read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
-from .evaluation import BestTracker, RougeSample, plan_evaluation, rouge_scores, validation_loss
+from .evaluation import BestTracker, EarlyStopper, RougeSample, plan_evaluation, rouge_scores, validation_loss
 from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype, device,
                     load_base_model, load_tokenizer, uncompile_layers)
 from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
-from .order import DataOrder, token_loss_sum
+from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
 from .passes import pass_loss_sum, plan_passes, step_targets, verify_passes
@@ -128,6 +128,8 @@ class Recipe:
         self._locks: List[Any] = []
         self._owns_folder = False  # the run-folder lock is ours: only then is run.json ours to write
         self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
+        self._stopper = EarlyStopper(None)
+        self._stop_reason: Optional[str] = None  # set by an evaluation when train.early_stopping ends the run
 
     # ------------------------------------------------------------------ paths
     @property
@@ -157,8 +159,12 @@ class Recipe:
         self._tokenizer = load_tokenizer(config, self._source)
         self._dataset = load_dataset(config, template, self._tokenizer)
         self._rouge = plan_evaluation(config, template, self._dataset)
-        self.best = BestTracker(config.train.best_metric, self.checkpoints_dir, self.best_adapter_dir)
-        self.config = config
+        stopping = config.train.early_stopping
+        # Early stopping keeps the best checkpoint: by best_metric, else by the metric it watches.
+        self.best = BestTracker(config.train.best_metric or (stopping.metric if stopping else None),
+                                self.checkpoints_dir, self.best_adapter_dir)
+        self._stopper = EarlyStopper(stopping)
+        self.config = config = self._apply_epochs(config)
         self.total_steps = config.train.max_steps
         if self._resume_from is not None:
             self.start_step = int(checkpoint.read_state(self._resume_from)["step"])
@@ -245,6 +251,8 @@ class Recipe:
 
         self._device = device()
         config = self._resolve_auto(config, previous)
+        self.config = config = self._apply_epochs(config)
+        self.total_steps = config.train.max_steps
         self.events.stage("loading-model", f"Loading {config.model} (quantization: {config.quantization}); "
                           f"{self._picks_text()}")
         self.model = add_lora(load_base_model(config, self._source), config,
@@ -270,8 +278,11 @@ class Recipe:
             self._order = DataOrder(rows, config.train.micro_batch_size, config.train.seed, snapshot.epoch,
                                     snapshot.batch_index)
             # Lines past the checkpoint were written by the interrupted run; they are about to be redone.
-            write_jsonl(self.metrics_path, [r for r in read_jsonl_lenient(self.metrics_path)
-                                            if r.get("step", 0) <= snapshot.step])
+            kept = [r for r in read_jsonl_lenient(self.metrics_path) if r.get("step", 0) <= snapshot.step]
+            write_jsonl(self.metrics_path, kept)
+            for row in kept:  # early stopping counts on from the evaluations before the checkpoint
+                if row.get("type") == "eval":
+                    self._stopper.update(row)
         else:
             seed_everything(config.train.seed)
             self.step = 0
@@ -325,6 +336,10 @@ class Recipe:
                     saved_step = self.step
                 if improved:
                     self._save_best_adapter()
+                if self._stop_reason is not None:
+                    self.events.stage("training", f"Stopped at step {self.step} of {self.total_steps}: "
+                                      f"{self._stop_reason}")
+                    break
         except Cancelled:
             self.optimizer.zero_grad(set_to_none=True)  # the partial step's gradients are discarded
             if snapshot.step > 0 and saved_step != snapshot.step:
@@ -455,6 +470,18 @@ class Recipe:
         self.config = config
         return config
 
+    def _apply_epochs(self, config: Config) -> Config:
+        """With train.epochs, max_steps becomes the steps of that many passes over the training rows (once
+        micro_batch_size is known: at validate when given, after the picks when "auto"), so the schedule, the
+        progress and config.yaml all use it."""
+        import dataclasses
+        train = config.train
+        if train.epochs is None or not isinstance(train.micro_batch_size, int):
+            return config
+        steps = steps_for_epochs(train.epochs, len(self._data().train), train.micro_batch_size,
+                                 train.gradient_accumulation)
+        return dataclasses.replace(config, train=dataclasses.replace(train, max_steps=steps))
+
     def _picks_text(self) -> str:
         p = self.picks or {}
         return (f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
@@ -502,6 +529,7 @@ class Recipe:
         improved = self.best.update(row)
         if improved:
             row["best"] = True
+        self._stop_reason = self._stopper.update(row)
         self.events.eval({"runId": self.run_id, **row})
         return improved
 
@@ -578,4 +606,4 @@ class Recipe:
             "runId": self.run_id, "status": status, "step": self.step if step is None else step,
             "totalSteps": self.total_steps, "startedAt": self._started_at or _now(),
             "endedAt": _now() if ended else None, "data": self.summary, "adapterPath": adapter, "error": error,
-            "best": self.best.record, "picks": self.picks})
+            "best": self.best.record, "picks": self.picks, "stopReason": self._stop_reason})

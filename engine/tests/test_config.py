@@ -30,7 +30,8 @@ KIND_TYPES = {
     "bool": ("boolean", None), "int": ("integer", None), "number": ("number", None), "str": ("string", None),
     "path": ("string", None), "path?": (["string", "null"], None), "strings": ("array", None),
     "strings?": (["array", "null"], None), "int|auto": (["integer", "string"], "^auto$"),
-    "bool|auto": (["boolean", "string"], "^auto$"), "enum": (None, None),
+    "bool|auto": (["boolean", "string"], "^auto$"), "enum": (None, None), "int?": (["integer", "null"], None),
+    "early_stopping?": (["object", "null"], None),
 }
 
 
@@ -53,6 +54,31 @@ def test_rule_matches_schema(path, leaf):
     assert rule.minimum == leaf.get("minimum"), path
     assert rule.maximum == leaf.get("maximum"), path
     assert rule.exclusive_minimum == leaf.get("exclusiveMinimum"), path
+
+
+def test_early_stopping_fields_match_schema():
+    from qlora_engine.config import EARLY_STOPPING_RULES
+    node = json.loads(SCHEMA.read_text())["properties"]["train"]["properties"]["early_stopping"]
+    assert set(EARLY_STOPPING_RULES) == set(node["properties"])
+    for key, leaf in node["properties"].items():
+        rule = EARLY_STOPPING_RULES[key]
+        assert (leaf.get("type"), leaf.get("pattern")) == KIND_TYPES[rule.kind], key
+        assert (rule.default, rule.enum, rule.minimum, rule.maximum) == (
+            leaf.get("default"), tuple(leaf.get("enum", ())), leaf.get("minimum"), leaf.get("maximum")), key
+
+
+def test_early_stopping_and_epochs_parse_with_defaults_and_errors():
+    config = parse_config(base(train={"epochs": 2, "early_stopping": {"metric": "rouge1"}}))
+    assert config.train.epochs == 2
+    assert (config.train.early_stopping.metric, config.train.early_stopping.patience) == ("rouge1", 3)
+    assert to_dict(config)["train"]["early_stopping"] == {"metric": "rouge1", "patience": 3, "min_delta": 0}
+    for bad, field in (({"early_stopping": {"patience": 0}}, "train.early_stopping.patience"),
+                       ({"early_stopping": {"metric": "bleu"}}, "train.early_stopping.metric"),
+                       ({"early_stopping": {"wait": 2}}, "train.early_stopping.wait"),
+                       ({"early_stopping": 3}, "train.early_stopping"), ({"epochs": 0}, "train.epochs")):
+        with pytest.raises(BadConfig) as info:
+            parse_config(base(train=bad))
+        assert info.value.field == field, bad
 
 
 def base(**overrides):
