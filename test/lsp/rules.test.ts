@@ -82,6 +82,12 @@ const table: { folder: string; file: string; expect: Expected[]; messages?: RegE
     expect: [['config/evaluation', 6, 15, 6, 21], ['config/evaluation', 6, 15, 6, 21]],
     messages: [/^best_metric rouge1 needs ROUGE evaluations: set train\.rouge_every > 0$/, /^best_metric needs validation records/],
   },
+  {
+    folder: 'config-early-stopping',
+    file: 'finetune.yaml',
+    expect: [['config/evaluation', 6, 28, 6, 34]],
+    messages: [/^early_stopping\.metric rouge2 needs ROUGE evaluations: set train\.rouge_every > 0$/],
+  },
 ];
 
 describe('lint rules over the language server', () => {

@@ -1,9 +1,11 @@
+import type { BestMetric } from '../../../../protocol/config';
 import type { ConfigRule } from './types';
 
 /**
- * config/evaluation (error): evaluation settings the engine refuses before training starts — a best_metric with no
- * evaluation that measures it (a ROUGE type without train.rouge_every, eval_loss without any evaluation), and
- * ROUGE or a best checkpoint without validation records (no data.validation and validation_split 0).
+ * config/evaluation (error): evaluation settings the engine refuses before training starts — a best_metric or an
+ * early_stopping metric with no evaluation that measures it (a ROUGE type without train.rouge_every, eval_loss
+ * without any evaluation), and ROUGE, a best checkpoint or early stopping without validation records (no
+ * data.validation and validation_split 0). The engine's plan_evaluation checks the same.
  */
 export const evaluation: ConfigRule = {
   id: 'evaluation',
@@ -13,14 +15,19 @@ export const evaluation: ConfigRule = {
     const error = (segments: (string | number)[], message: string): void => {
       report({ range: rangeOf(segments), severity: 'error', code: 'config/evaluation', message });
     };
-    if (t.best_metric === 'eval_loss' && !t.eval_every && !t.rouge_every) {
-      error(['train', 'best_metric'], 'best_metric eval_loss needs evaluations: set train.eval_every > 0');
-    } else if (t.best_metric !== null && t.best_metric !== 'eval_loss' && !t.rouge_every) {
-      error(['train', 'best_metric'], `best_metric ${t.best_metric} needs ROUGE evaluations: set train.rouge_every > 0`);
+    const wanted: [BestMetric | null, string[], string][] = [[t.best_metric, ['train', 'best_metric'], 'best_metric']];
+    if (t.early_stopping) wanted.push([t.early_stopping.metric, ['train', 'early_stopping', 'metric'], 'early_stopping.metric']);
+    for (const [metric, at, name] of wanted) {
+      if (metric === 'eval_loss' && !t.eval_every && !t.rouge_every) {
+        error(at, `${name} eval_loss needs evaluations: set train.eval_every > 0`);
+      } else if (metric !== null && metric !== 'eval_loss' && !t.rouge_every) {
+        error(at, `${name} ${metric} needs ROUGE evaluations: set train.rouge_every > 0`);
+      }
     }
-    if ((t.rouge_every || t.best_metric !== null) && config.data.validation === null && config.data.validation_split === 0) {
-      const at = t.rouge_every ? 'rouge_every' : 'best_metric';
-      error(['train', at], `${at} needs validation records: set data.validation, or data.validation_split > 0`);
+    const needing = wanted.filter(([metric]) => metric !== null);
+    if ((t.rouge_every || needing.length) && config.data.validation === null && config.data.validation_split === 0) {
+      const [at, name] = t.rouge_every ? [['train', 'rouge_every'], 'rouge_every'] : [needing[0]![1], needing[0]![2]];
+      error(at, `${name} needs validation records: set data.validation, or data.validation_split > 0`);
     }
   },
 };
