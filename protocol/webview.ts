@@ -58,6 +58,8 @@ export interface RunInfo {
   best: { name: 'eval_loss' | 'rouge1' | 'rouge2' | 'rougeL' | 'rougeLsum' | 'evalLoss' | 'loss'; label: string; value: number; step: number } | null;
   hasAdapter: boolean;
   hasReport: boolean;
+  /** Why the run ended before totalSteps (train.early_stopping), or null. */
+  stopReason: string | null;
 }
 
 /** ROUGE, base model vs adapter, on the test split (runs/<id>/eval/report.json). */

@@ -94,6 +94,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     if (r.best) tip.appendMarkdown(`\n\nbest ${r.best.label} ${r.best.value.toFixed(4)} at step ${r.best.step}`);
     if (r.startedAt) tip.appendMarkdown(`\n\nstarted ${r.startedAt}${r.endedAt ? `, ended ${r.endedAt}` : ''}`);
     if (r.error) tip.appendMarkdown(`\n\n$(error) ${r.error}`);
+    if (r.stopReason) tip.appendMarkdown(`\n\nstopped at step ${step}: ${r.stopReason}`);
     tip.supportThemeIcons = true;
     item.tooltip = tip;
     const flags = [`run`, status, r.hasAdapter ? 'adapter' : '', r.hasReport ? 'report' : '', hasCheckpoint(r.runDir) ? 'resumable' : ''];

@@ -177,6 +177,7 @@ export function runInfo(entry: RunEntry, metrics: Metrics = readMetrics(entry.di
     best,
     hasAdapter: fs.existsSync(path.join(entry.dir, RunFolder.adapter, AdapterConfigFile)),
     hasReport: fs.existsSync(path.join(entry.dir, ReportFile)),
+    stopReason: r?.stopReason ?? null,
   };
 }
 

@@ -65,6 +65,7 @@ export function readRun(dir: string): RunEntry {
       error: raw.error ?? null,
       best: raw.best && typeof raw.best === 'object' && typeof raw.best.step === 'number' ? raw.best : null,
       picks: raw.picks ?? null,
+      stopReason: typeof raw.stopReason === 'string' ? raw.stopReason : null,
     };
     return { id, dir, record, problem: null };
   } catch (error) {
