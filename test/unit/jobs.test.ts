@@ -202,6 +202,8 @@ describe('protocol/lsp.ts', () => {
       L.TrainDidCheckpoint,
       L.TrainDidEnd,
       L.EvalDidProgress,
+      L.GenerateDidStream,
+      L.ModelDidProgress,
     ]);
   });
 });
