@@ -9,6 +9,8 @@ import pytest
 from conftest import short_records, write_jsonl
 from rpc_client import EngineProcess
 
+from qlora_engine.errors import BadDataset
+
 
 @pytest.fixture
 def engine():
@@ -34,7 +36,7 @@ def test_end_to_end(engine, ws):
     error = engine.request("train/start", {"runDir": str(ws.runs / "bad"), "config": bad, "resume": False})["error"]
     assert error["code"] == -32004
     assert error["data"] == {"code": -32004, "message": error["message"], "file": str(ws.root / "nope.jsonl"),
-                             "field": "data.train"}
+                             "field": "data.train", "remedy": BadDataset.REMEDY}
     assert not (ws.runs / "bad").exists()
 
     # A short run to the end.

@@ -53,8 +53,8 @@ def test_dispatch_and_errors():
         notifications={"note": seen.append})
     assert out[0] == {"jsonrpc": "2.0", "id": 1, "result": {"x": "é"}}
     assert out[1]["error"] == {"code": -32004, "message": "train.jsonl:3: bad",
-                               "data": {"code": -32004, "message": "train.jsonl:3: bad", "file": "/d/train.jsonl",
-                                        "line": 3}}
+                               "data": {"code": -32004, "message": "train.jsonl:3: bad", "remedy": BadDataset.REMEDY,
+                                        "file": "/d/train.jsonl", "line": 3}}
     assert out[2]["error"]["code"] == -32603 and "ZeroDivisionError: boom" in out[2]["error"]["message"]
     assert out[3]["error"]["code"] == -32601
     assert seen == [7]  # notifications get no reply
