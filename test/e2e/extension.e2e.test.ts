@@ -332,14 +332,22 @@ describe('QLoRA Studio in code-server', { timeout: 25 * 60_000 }, () => {
     await page.keyboard.press('Enter');
     const thread = page.locator('.review-widget').first();
     await thread.waitFor({ timeout: 240_000 });
-    await waitFor('the adapter\'s summary', async () => ((await thread.textContent()) ?? '').includes(`Adapter · ${trainedRun}`), 30_000, 500);
+    // The summary streams into the thread ("generating…"); the complete one has its token count and time.
+    const complete = (text: string): boolean => !text.includes('generating…') && /\d+ tokens · [\d.]+ s/.test(text);
+    await waitFor('the adapter\'s summary', async () => {
+      const text = (await thread.textContent()) ?? '';
+      return text.includes(`Adapter · ${trainedRun}`) && complete(text);
+    }, 60_000, 500);
     const body = ((await thread.locator('.comment-body').first().textContent()) ?? '').trim();
     log(`summary: ${body.slice(0, 160)}`);
     assert.ok(body.length > 0, 'the summary has text');
     await screenshot(page, '5-summary');
     // The comparison toggle summarizes again with the base model too, side by side.
     await thread.locator('.action-label[aria-label="Toggle Compare Summaries with Base Model"]').first().click();
-    await waitFor('the base model\'s summary', async () => ((await page.locator('.review-widget').first().textContent()) ?? '').includes('Base model (no adapter)'), 120_000, 500);
+    await waitFor('the base model\'s summary', async () => {
+      const text = (await page.locator('.review-widget').first().textContent()) ?? '';
+      return text.includes('Base model (no adapter)') && complete(text);
+    }, 120_000, 500);
     await screenshot(page, '5b-summary-compared');
     const summary = body.replace(/\s*\d+ tokens · [\d.]+ s$/, '').trim();
     await page.locator('.review-widget').first().locator('.action-label[aria-label="Insert Summary"]').first().click();
