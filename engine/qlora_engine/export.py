@@ -9,15 +9,13 @@ half-written; `qlora-export.json` records what was merged.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from .config import parse_config
-from .errors import InvalidParams, ModelNotFound, WriteFailed
+from .errors import InvalidParams, ModelNotFound
 from .model import check_model, load_base_model, load_tokenizer
+from .model_folder import write_model_folder
 
 MANIFEST = "qlora-export.json"
 DTYPES = ("bfloat16", "float16", "float32")
@@ -58,22 +56,13 @@ def export_merged(raw_config: Any, adapter: Path, out: Path, dtype: str,
             hf_logging.enable_progress_bar()
     model.config.name_or_path = ""
 
-    staging = out.parent / f".{out.name}.exporting-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        progress("saving", None)
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        files = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
-        manifest = {
-            "base": config.model, "adapter": str(adapter.resolve()), "dtype": dtype, "trainedOnQuantization": trained_on,
-            "baseWeights": "original" if trained_on == "none" else
-            f"original (the adapter trained against their {trained_on} quantization)",
-            "parameters": sum(p.numel() for p in model.parameters()), "files": files}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-        os.replace(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise WriteFailed(f"could not write the merged model to {out}: {exc.strerror or exc}", file=str(out)) from None
+    progress("saving", None)
+    manifest = write_model_folder(
+        out, model, tokenizer, MANIFEST,
+        {"base": config.model, "adapter": str(adapter.resolve()), "dtype": dtype, "trainedOnQuantization": trained_on,
+         "baseWeights": "original" if trained_on == "none" else
+         f"original (the adapter trained against their {trained_on} quantization)",
+         "parameters": sum(p.numel() for p in model.parameters())},
+        staging_label="exporting", what="the merged model")
     progress("done", 1.0)
     return {"out": str(out), **manifest}

@@ -17,6 +17,7 @@ ROUGE on validation records with the model it is training.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK = 1024
 
 
+@functools.lru_cache(maxsize=None)
 def _supports_prefill_chunking() -> bool:
     from transformers import GenerationConfig
     return hasattr(GenerationConfig(), "prefill_chunk_size")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .errors import BadModelFile, InvalidParams, WriteFailed
+from .errors import BadModelFile, InvalidParams
+from .model_folder import write_model_folder
 
 MANIFEST = "qlora-import.json"
 Progress = Callable[[str, Optional[float]], None]
@@ -133,31 +132,14 @@ def import_gguf(source: Path, out: Path, progress: Progress = _quiet) -> Dict[st
     model.tie_weights()
     del loaded
 
-    staging = out.parent / f".{out.name}.importing-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        progress("saving", None)
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        files = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
-        manifest = {"source": str(source), "sha256": digest, **facts, "modelType": config.model_type,
-                    "parameters": sum(p.numel() for p in model.parameters()), "dtype": "float32", "files": files}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-        _swap_in(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise WriteFailed(f"could not write the imported model to {out}: {exc}", file=str(out)) from None
+    progress("saving", None)
+    manifest = write_model_folder(
+        out, model, tokenizer, MANIFEST,
+        {"source": str(source), "sha256": digest, **facts, "modelType": config.model_type,
+         "parameters": sum(p.numel() for p in model.parameters()), "dtype": "float32"},
+        staging_label="importing", what="the imported model")
     progress("done", 1.0)
     return {**manifest, "skipped": False}
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replaces `out` (absent, empty, or an earlier import) with `staging`; never leaves `out` half-written."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: List[str]) -> int:

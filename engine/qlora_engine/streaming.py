@@ -3,8 +3,8 @@
 transformers calls `put` with the prompt ids first, then with each step's new token of every row, and `end` when
 generation stops. A row is done at its EOS (what follows is padding) or once its text holds a stop string; its text
 is decoded from its own new tokens and cut at the first stop string, as the final completion is. Updates are sent
-at most every `interval` seconds per row (the first token at once, so the editor shows text as soon as there is
-any), and a last one with done=True for every row at the end.
+(and the row decoded) at most every `interval` seconds per row (the first token at once, so the editor shows text as
+soon as there is any), and a last one with done=True for every row at its EOS, its stop string or the end.
 """
 from __future__ import annotations
 
@@ -45,12 +45,14 @@ class RowStreamer:
                 self._send(row, True)
                 continue
             self.ids[row].append(int(token))
+            if self.sent[row] and now - self.last[row] < self.interval:
+                continue  # decode only when an update is due: decoding every token would cost O(n^2) per row
             full = self.tokenizer.decode(self.ids[row], skip_special_tokens=True)
             text = cut_at_stop(full, self.stops)
             if text != full:  # a stop string is complete: the row is done, as the final completion will say
                 self.done[row] = True
                 self._send(row, True, text)
-            elif not self.sent[row] or now - self.last[row] >= self.interval:
+            else:
                 self._send(row, False, text, now)
 
     def end(self) -> None:

@@ -4,7 +4,7 @@ import type { JobProblem } from '../../protocol/lsp';
 import { JobErrorCodes } from '../../protocol/lsp';
 import type { RunInfo } from '../../protocol/webview';
 import { UserError } from './context';
-import type { RunsTree } from './runs-tree';
+import { runDirOf, type RunsTree } from './runs-tree';
 import { runsFolder, workspaceRoot } from './settings';
 
 /** Training, evaluation and generation run Python chosen by workspace settings: only in trusted workspaces. */
@@ -44,6 +44,14 @@ export function problemError(p: JobProblem): UserError {
 
 export interface RunPick extends vscode.QuickPickItem {
   run: RunInfo;
+}
+
+/** The run a command was invoked on (a Runs view node or a path), else a completed run with an adapter that the
+ * user picks; null when the pick is dismissed. */
+export async function adapterRunDir(runs: RunsTree, arg: unknown, title: string, none: string): Promise<string | null> {
+  const dir = runDirOf(arg);
+  if (dir) return dir;
+  return (await pickRun(runs, (r) => r.status === 'completed' && r.hasAdapter, title, none))?.runDir ?? null;
 }
 
 /** Picks a run (the first matching is the default); UserError when none qualifies. */

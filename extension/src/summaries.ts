@@ -14,6 +14,13 @@ class SummaryComment implements vscode.Comment {
   ) {}
 }
 
+/** One side's comment (the adapter's or the base model's): its text, or `empty`, above a footnote. */
+function sideComment(base: boolean, run: RunInfo, text: string, empty: string, foot: string, contextValue: string): SummaryComment {
+  const body = new vscode.MarkdownString().appendText(text.trim() || empty).appendMarkdown(`\n\n*${foot}*`);
+  const author = { name: base ? 'Base model (no adapter)' : `Adapter · ${run.runId}` };
+  return new SummaryComment(body, author, text.trim(), contextValue, base ? 'zero-shot' : 'fine-tuned');
+}
+
 /** Owns the comment controller and the one summary thread per document. */
 export class Summaries implements vscode.Disposable {
   private readonly controller = vscode.comments.createCommentController('qloraStudio.summary', 'QLoRA Studio summaries');
@@ -37,27 +44,19 @@ export class Summaries implements vscode.Disposable {
       this.threads.set(key, thread);
       this.partial.add(thread);
     }
-    const md = (value: string): vscode.MarkdownString => new vscode.MarkdownString().appendText(value.trim() || '…').appendMarkdown('\n\n*generating…*');
-    const comments = [new SummaryComment(md(text.adapter), { name: `Adapter · ${run.runId}` }, text.adapter.trim(), 'summary.partial', 'fine-tuned')];
-    if (text.base !== null) comments.push(new SummaryComment(md(text.base), { name: 'Base model (no adapter)' }, text.base.trim(), 'summary.partial', 'zero-shot'));
+    const comments = [sideComment(false, run, text.adapter, '…', 'generating…', 'summary.partial')];
+    if (text.base !== null) comments.push(sideComment(true, run, text.base, '…', 'generating…', 'summary.partial'));
     thread.comments = comments;
   }
 
   show(uri: vscode.Uri, range: vscode.Range, run: RunInfo, result: L.GenerateSummarizeResult): vscode.CommentThread {
     this.threads.get(uri.toString())?.dispose();
     const comments: SummaryComment[] = [];
-    const md = (text: string, foot: string): vscode.MarkdownString => {
-      const m = new vscode.MarkdownString();
-      m.appendText(text.trim() || '(the model generated nothing)');
-      m.appendMarkdown(`\n\n*${foot}*`);
-      return m;
-    };
+    const nothing = '(the model generated nothing)';
     if (result.adapter) {
-      comments.push(new SummaryComment(md(result.adapter.text, `${result.adapter.newTokens} tokens · ${result.seconds.toFixed(1)} s`), { name: `Adapter · ${run.runId}` }, result.adapter.text.trim(), 'summary.adapter', 'fine-tuned'));
+      comments.push(sideComment(false, run, result.adapter.text, nothing, `${result.adapter.newTokens} tokens · ${result.seconds.toFixed(1)} s`, 'summary.adapter'));
     }
-    if (result.base) {
-      comments.push(new SummaryComment(md(result.base.text, `${result.base.newTokens} tokens`), { name: 'Base model (no adapter)' }, result.base.text.trim(), 'summary.base', 'zero-shot'));
-    }
+    if (result.base) comments.push(sideComment(true, run, result.base.text, nothing, `${result.base.newTokens} tokens`, 'summary.base'));
     const thread = this.controller.createCommentThread(uri, range, comments);
     thread.label = `Summary${result.variable ? ` (selection as {{ ${result.variable} }})` : ''}`;
     thread.canReply = false;

@@ -2,8 +2,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
-import { pickRun, problemError, requireTrusted } from '../guards';
-import { runDirOf } from '../runs-tree';
+import { adapterRunDir, problemError, requireTrusted } from '../guards';
 import type { Services } from './services';
 
 const DTYPES: { label: string; description: string; dtype: L.ModelExportParams['dtype'] }[] = [
@@ -14,23 +13,18 @@ const DTYPES: { label: string; description: string; dtype: L.ModelExportParams['
 
 export const exportMerged = (s: Services) => async (arg?: unknown): Promise<void> => {
   requireTrusted('Exporting a merged model');
-  let runDir = runDirOf(arg);
-  if (!runDir) {
-    const run = await pickRun(s.runs, (r) => r.status === 'completed' && r.hasAdapter, 'Export which run?', 'No completed run with an adapter to export yet.');
-    runDir = run?.runDir ?? null;
-  }
-  if (!runDir) return;
-  const runId = path.basename(runDir);
+  const dir = await adapterRunDir(s.runs, arg, 'Export which run?', 'No completed run with an adapter to export yet.');
+  if (!dir) return;
+  const runId = path.basename(dir);
   const target = await vscode.window.showSaveDialog({
     title: `Export ${runId} merged into its base model: the folder to create`,
     saveLabel: 'Export Here',
-    defaultUri: vscode.Uri.file(path.join(path.dirname(path.dirname(runDir)), `${runId}-merged`)),
+    defaultUri: vscode.Uri.file(path.join(path.dirname(path.dirname(dir)), `${runId}-merged`)),
   });
   if (!target) return;
   const dtype = await vscode.window.showQuickPick(DTYPES, { title: 'Weights of the merged model' });
   if (!dtype) return;
   const client = await s.ctx.requireClient();
-  const dir = runDir;
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Exporting ${runId} merged (${dtype.label})` },
     async (progress) => {

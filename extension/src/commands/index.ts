@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import * as L from '../../../protocol/lsp';
 import { RunFolder } from '../../../protocol/run-folder';
 import { UserError } from '../context';
-import { pickRun, problemError, requireTrusted } from '../guards';
+import { adapterRunDir, problemError, requireTrusted } from '../guards';
 import { ReportFile } from '../runs/read';
 import { runDirOf } from '../runs-tree';
 import { settings } from '../settings';
@@ -35,14 +35,9 @@ const compareRuns = (s: Services) => async (): Promise<void> => {
 
 const evaluateAdapter = (s: Services) => async (arg?: unknown): Promise<void> => {
   requireTrusted('Evaluating an adapter');
-  let runDir = runDirOf(arg);
-  if (!runDir) {
-    const run = await pickRun(s.runs, (r) => r.status === 'completed' && r.hasAdapter, 'Evaluate which adapter?', 'No completed run with an adapter to evaluate yet.');
-    runDir = run?.runDir ?? null;
-  }
-  if (!runDir) return;
+  const dir = await adapterRunDir(s.runs, arg, 'Evaluate which adapter?', 'No completed run with an adapter to evaluate yet.');
+  if (!dir) return;
   const client = await s.ctx.requireClient();
-  const dir = runDir;
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Evaluating ${path.basename(dir)}: base model vs adapter (ROUGE)`, cancellable: true },
     async (progress, token) => {

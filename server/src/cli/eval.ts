@@ -18,6 +18,7 @@ import {
   locateEngineError,
   openEngine,
   parseCommandArgs,
+  reportConfigErrors,
   reportFailure,
   UsageError,
   writeJson,
@@ -105,13 +106,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
     else if (runDir && fs.existsSync(path.join(runDir, RunFolder.config))) configFile = path.join(runDir, RunFolder.config);
     else throw new UsageError('missing the config file (the adapter is not in a run folder with a config.yaml)');
     const loaded = loadConfig(configFile, { env: ctx.env });
-    if (!loaded.ok) {
-      for (const error of loaded.errors) {
-        ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
-        if (json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
-      }
-      return ExitCode.BadInput;
-    }
+    if (!loaded.ok) return reportConfigErrors(loaded.errors, ctx, json);
     prepared = await prepareEvaluation({
       config: loaded.config,
       configFile,

@@ -1,13 +1,13 @@
 /** `qlora-studio export`: a run's adapter merged into its base model, as a folder that loads without peft. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelDidProgress, ModelExport, type ModelExportParams } from '../../../protocol/engine';
+import { ModelExport, type ModelExportParams } from '../../../protocol/engine';
 import { formatBytes, formatCount } from '../../../protocol/format';
 import { RunFolder } from '../../../protocol/run-folder';
 import { displayPath } from '../config/errors';
 import { loadConfig } from '../config/load';
 import { EvalInputError, resolveAdapter } from '../eval/evaluate';
-import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
+import { ExitCode, failureJson, followModelProgress, openEngine, parseCommandArgs, reportConfigErrors, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
 
 const usage = `Usage: qlora-studio export <run-dir | adapter-dir> --merged <folder> [options]
 
@@ -61,20 +61,9 @@ async function runExport(args: string[], ctx: CliContext): Promise<number> {
     throw new UsageError(`${displayPath(adapter, ctx.cwd)} is not inside a run folder with ${RunFolder.config}; pass the run folder`);
   }
   const loaded = loadConfig(configFile, { env: ctx.env });
-  if (!loaded.ok) {
-    for (const error of loaded.errors) {
-      ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
-      if (values.json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
-    }
-    return ExitCode.BadInput;
-  }
+  if (!loaded.ok) return reportConfigErrors(loaded.errors, ctx, values.json === true);
   const { supervisor, owned } = openEngine(ctx, values.python);
-  let stage = '';
-  const progress = supervisor.onNotification(ModelDidProgress, (p) => {
-    if (values.json) writeJson(ctx.stdout, { event: 'progress', ...p });
-    else if (p.stage !== stage) ctx.stderr.write(`• ${p.stage}\n`);
-    stage = p.stage;
-  });
+  const progress = followModelProgress(supervisor, ctx, values.json === true);
   try {
     const result = await supervisor.request(ModelExport, { config: loaded.config, adapter, out, dtype });
     if (values.json) writeJson(ctx.stdout, { event: 'exported', ...result });

@@ -1,8 +1,8 @@
 /** `qlora-studio import`: a GGUF file → a transformers model folder that `model:` in a config can name. */
 import * as path from 'node:path';
-import { ModelDidProgress, ModelImport } from '../../../protocol/engine';
+import { ModelImport } from '../../../protocol/engine';
 import { displayPath } from '../config/errors';
-import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
+import { ExitCode, failureJson, followModelProgress, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
 import { formatBytes, formatCount } from '../../../protocol/format';
 
 const usage = `Usage: qlora-studio import <model.gguf> --out <folder> [options]
@@ -38,12 +38,7 @@ async function runImport(args: string[], ctx: CliContext): Promise<number> {
   const source = path.resolve(ctx.cwd, positionals[0]!);
   const out = path.resolve(ctx.cwd, values.out);
   const { supervisor, owned } = openEngine(ctx, values.python);
-  let stage = '';
-  const progress = supervisor.onNotification(ModelDidProgress, (p) => {
-    if (values.json) writeJson(ctx.stdout, { event: 'progress', ...p });
-    else if (p.stage !== stage) ctx.stderr.write(`• ${p.stage}\n`);
-    stage = p.stage;
-  });
+  const progress = followModelProgress(supervisor, ctx, values.json === true);
   try {
     const result = await supervisor.request(ModelImport, { source, out });
     if (values.json) writeJson(ctx.stdout, { event: 'imported', ...result });

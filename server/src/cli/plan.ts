@@ -9,6 +9,7 @@ import {
   failureJson,
   openEngine,
   parseCommandArgs,
+  reportConfigErrors,
   reportFailure,
   UsageError,
   writeJson,
@@ -52,13 +53,7 @@ async function runPlan(args: string[], ctx: CliContext): Promise<number> {
     overrides.push({ field: 'train.micro_batch_size', value, flag: '--micro-batch-size' });
   }
   const loaded = loadConfig(path.resolve(ctx.cwd, positionals[0]!), { overrides, env: ctx.env });
-  if (!loaded.ok) {
-    for (const error of loaded.errors) {
-      ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
-      if (values.json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
-    }
-    return ExitCode.BadInput;
-  }
+  if (!loaded.ok) return reportConfigErrors(loaded.errors, ctx, values.json === true);
   const { supervisor, owned } = openEngine(ctx, values.python);
   try {
     const plan = await supervisor.request(TrainPlan, { config: loaded.config });

@@ -4,11 +4,12 @@
  */
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BadInputCodes } from '../../../protocol/engine';
-import { displayPath } from '../config/errors';
+import { BadInputCodes, ModelDidProgress } from '../../../protocol/engine';
+import { displayPath, type ConfigError } from '../config/errors';
 import { locateConfigField } from '../config/load';
 import { PythonNotFoundError } from '../engine-client/python';
 import { EngineError } from '../engine-client/rpc';
+import type { Disposable } from '../engine-client/rpc';
 import { EngineCrashedError, EngineSupervisor } from '../engine-client/supervise';
 import type { Output } from './output';
 
@@ -137,6 +138,25 @@ export function reportFailure(error: unknown, ctx: CliContext, configFile?: stri
   }
   ctx.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
   return ExitCode.Failed;
+}
+
+/** Prints config errors (`file:line:col field: message`; with --json also an error event each); returns exit 2. */
+export function reportConfigErrors(errors: readonly ConfigError[], ctx: CliContext, json: boolean): number {
+  for (const error of errors) {
+    ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
+    if (json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
+  }
+  return ExitCode.BadInput;
+}
+
+/** The engine's model/didProgress (import, export): one line per stage on stderr, or a progress event each with --json. */
+export function followModelProgress(supervisor: EngineSupervisor, ctx: CliContext, json: boolean): Disposable {
+  let stage = '';
+  return supervisor.onNotification(ModelDidProgress, (p) => {
+    if (json) writeJson(ctx.stdout, { event: 'progress', ...p });
+    else if (p.stage !== stage) ctx.stderr.write(`• ${p.stage}\n`);
+    stage = p.stage;
+  });
 }
 
 /** JSON form of a failure, for `--json` consumers. */

@@ -11,6 +11,7 @@ import {
   isBadInputCode,
   openEngine,
   parseCommandArgs,
+  reportConfigErrors,
   reportFailure,
   UsageError,
   writeJson,
@@ -57,13 +58,7 @@ async function runTrain(args: string[], ctx: CliContext): Promise<number> {
   }
   const json = values.json === true;
   const prepared = prepare(values, positionals, ctx);
-  if (!prepared.ok) {
-    for (const error of failureErrors(prepared.failure)) {
-      ctx.stderr.write(`${error.format(ctx.cwd)}\n`);
-      if (json) writeJson(ctx.stdout, { event: 'error', ...error.toJSON() });
-    }
-    return ExitCode.BadInput;
-  }
+  if (!prepared.ok) return reportConfigErrors(failureErrors(prepared.failure), ctx, json);
   const target = prepared.target;
   const view: TrainView = json ? new JsonTrainView(ctx.stdout) : new TextTrainView(ctx.stdout, ctx.stderr, ctx.cwd);
   const { supervisor, owned } = openEngine(ctx, values.python);

@@ -10,6 +10,7 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import { TrainPlan as EngineTrainPlan, type TrainPlanResult } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
+import type { EngineSupervisor } from '../engine-client/supervise';
 import { EngineHost, UntrustedWorkspaceError } from './engine-host';
 import { exportRun, exportTarget } from './export';
 import { summarize } from './generate';
@@ -123,19 +124,27 @@ export class JobManager {
     return { jobs: this.training.active, engine: this.engine.current };
   }
 
-  async summarize(params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
-    let engine;
+  /** `job` on the engine, held (kept running) until it ends; `failed` answers when the engine cannot start. */
+  private async withEngine<T>(failed: (problem: L.JobProblem) => T, job: (engine: EngineSupervisor) => Promise<T>): Promise<T> {
+    let engine: EngineSupervisor;
     try {
       engine = await this.engine.engine(await this.pythonSetting());
     } catch (error) {
-      return { variable: null, prompt: null, adapter: null, base: null, seconds: 0, problem: problemFromError(error) };
+      return failed(problemFromError(error));
     }
     const release = this.engine.hold();
     try {
-      return await summarize(engine, params, (update) => this.notify(L.GenerateDidStream, update));
+      return await job(engine);
     } finally {
       release();
     }
+  }
+
+  async summarize(params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
+    return this.withEngine(
+      (problem) => ({ variable: null, prompt: null, adapter: null, base: null, seconds: 0, problem }),
+      (engine) => summarize(engine, params, (update) => this.notify(L.GenerateDidStream, update)),
+    );
   }
 
   /** Zero-shot base vs adapter on the run's test split; `signal` cancels between generation batches. */
@@ -144,18 +153,10 @@ export class JobManager {
     if (refused) return { reportPath: null, problem: refused };
     const prepared = await prepareRunEvaluation(params);
     if (!prepared.ok) return { reportPath: null, problem: prepared.problem };
-    let engine;
-    try {
-      engine = await this.engine.engine(await this.pythonSetting());
-    } catch (error) {
-      return { reportPath: null, problem: problemFromError(error) };
-    }
-    const release = this.engine.hold();
-    try {
-      return await evaluateRun(engine, prepared.prepared, params.runDir, this.notify, signal);
-    } finally {
-      release();
-    }
+    return this.withEngine(
+      (problem) => ({ reportPath: null, problem }),
+      (engine) => evaluateRun(engine, prepared.prepared, params.runDir, this.notify, signal),
+    );
   }
 
   /** A run's adapter merged into its base model, written to a new folder. */
@@ -164,18 +165,10 @@ export class JobManager {
     if (refused) return { exported: null, problem: refused };
     const target = exportTarget(params);
     if (!target.ok) return { exported: null, problem: target.problem };
-    let engine;
-    try {
-      engine = await this.engine.engine(await this.pythonSetting());
-    } catch (error) {
-      return { exported: null, problem: problemFromError(error) };
-    }
-    const release = this.engine.hold();
-    try {
-      return await exportRun(engine, params, target.run, this.notify);
-    } finally {
-      release();
-    }
+    return this.withEngine(
+      (problem) => ({ exported: null, problem }),
+      (engine) => exportRun(engine, params, target.run, this.notify),
+    );
   }
 
   /** The memory estimate of a resolved config on the one shared engine (the lint server's config lens). */
