@@ -1,10 +1,20 @@
-"""Generation speed: the reference stack's `model.generate` (tutorial inference: NF4 base + PeftModel adapter,
-is_trainable=False) against the engine's `generate` request handler, same model, prompts and decoding.
+"""Generation speed (issue 11): the reference stack's `model.generate` (tutorial inference: NF4 base + PeftModel
+adapter, is_trainable=False), with transformers' dynamic cache and with its static cache (which transformers
+compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py;
+`engine` with the 4-bit weights dequantized once where the GPU has room, `engine-4bit` with bitsandbytes' kernels,
+`engine-no-graphs` the same loop without graphs).
 
 Random Phi-2-shape weights (bench/make_random_model.py) and a random LoRA adapter: speed depends on shapes only.
-Prints one JSON line per (stack, batch size).
+One stack per process (`--stack`), so each gets its own time limit; one JSON line per measurement:
 
-    python bench/generate_bench.py --model /tmp/phi2-random --data samples/dialogsum/test.jsonl
+    python bench/generate_bench.py --stack reference --model /tmp/phi2-random --out OUT   # also writes OUT/parity.json
+    python bench/generate_bench.py --stack reference-static --model /tmp/phi2-random --batches 1,16
+    python bench/generate_bench.py --stack engine --model /tmp/phi2-random --out OUT      # reads OUT/parity.json
+
+Prompts: DialogSum dialogues in the tutorial's inference prompt, cut to PROMPT_TOKENS tokens (the issue's 300-token
+prompt), 100 new tokens (`min_new_tokens` for the reference, so a random model's early EOS cannot shorten it; the
+engine's rows are counted by their own `newTokens`). Parity: the reference's greedy tokens for the first `--parity`
+prompts (batches of 16) against the engine's decode loop fed the same token ids, first 32 tokens compared.
 """
 from __future__ import annotations
 
@@ -23,10 +33,10 @@ import torch  # noqa: E402
 from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig  # noqa: E402
 
-from qlora_engine.generate import Generator  # noqa: E402
-
 PROMPT = "Instruct: Summarize the following conversation.\n{dialogue}\nOutput:\n"
 NEW_TOKENS = 100
+PROMPT_TOKENS = 300
+PARITY_TOKENS = 32
 
 
 def make_adapter(model_dir: str, out: Path) -> None:
@@ -39,51 +49,94 @@ def make_adapter(model_dir: str, out: Path) -> None:
     gc.collect()
 
 
+def dialogues(path: str, tokenizer, count: int) -> list[str]:
+    """`count` dialogues of at least PROMPT_TOKENS - 16 tokens (the longer ones first in file order, then shorter
+    ones if there are too few), each cut there: prompts of ~PROMPT_TOKENS tokens."""
+    cut = PROMPT_TOKENS - 16
+    ids = [tokenizer(json.loads(line)["dialogue"])["input_ids"]
+           for line in Path(path).read_text().splitlines() if line.strip()]
+    chosen = [i for i in ids if len(i) >= cut] + [i for i in ids if len(i) < cut]
+    return [tokenizer.decode(i[:cut]) for i in chosen[:count]]
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up: kernels, allocator, caches
+    fn()  # warm-up: kernels, allocator, caches, compilation, graph capture
     times = []
     for _ in range(repeats):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 
 
-def reference(model_dir: str, adapter: Path, dialogues: list[str], batch: int, repeats: int) -> dict:
+def load_reference(model_dir: str, adapter: Path):
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16,
                              bnb_4bit_use_double_quant=False)
     base = AutoModelForCausalLM.from_pretrained(model_dir, device_map={"": 0}, quantization_config=bnb,
                                                 use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, add_bos_token=True, use_fast=False, padding_side="left")
     tokenizer.pad_token = tokenizer.eos_token
-    model = PeftModel.from_pretrained(base, str(adapter), is_trainable=False).eval()
-    prompts = [PROMPT.format(dialogue=d) for d in dialogues[:batch]]
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True).to("cuda")
-    out = {}
-
-    def run():
-        with torch.no_grad():
-            out["ids"] = model.generate(**inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                                        pad_token_id=tokenizer.eos_token_id, do_sample=False)
-
-    times = timed(run, repeats)
-    new = (out["ids"].shape[1] - inputs["input_ids"].shape[1]) * batch
-    prompt_tokens = int(inputs["attention_mask"].sum()) / batch
-    del model, base
-    gc.collect()
-    torch.cuda.empty_cache()
-    return {"stack": "reference", "batch": batch, "prompt_tokens": prompt_tokens, "new_tokens": new,
-            "seconds": statistics.median(times), "tokens_per_s": new / statistics.median(times)}
+    return PeftModel.from_pretrained(base, str(adapter), is_trainable=False).eval(), tokenizer
 
 
-def engine(model_dir: str, adapter: Path, dialogues: list[str], batch: int, repeats: int,
-           generator: Generator) -> dict:
+def reference(a, adapter: Path, static: bool) -> None:
+    model, tokenizer = load_reference(a.model, adapter)
+    texts = dialogues(a.data, tokenizer, max(a.batch_list + [a.parity]))
+    extra = {"cache_implementation": "static"} if static else {}
+    stack = "reference-static" if static else "reference"
+    for batch in a.batch_list:
+        inputs = tokenizer([PROMPT.format(dialogue=d) for d in texts[:batch]], return_tensors="pt",
+                           padding=True).to("cuda")
+        out = {}
+
+        def run():
+            with torch.no_grad():
+                out["ids"] = model.generate(**inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                            pad_token_id=tokenizer.eos_token_id, do_sample=False, **extra)
+
+        t0 = time.perf_counter()
+        times = timed(run, a.repeats)
+        first = time.perf_counter() - t0 - sum(times)
+        new = (out["ids"].shape[1] - inputs["input_ids"].shape[1]) * batch
+        emit(a, stack, batch, prompt_tokens=int(inputs["attention_mask"].sum()) / batch, new_tokens=new,
+             seconds=statistics.median(times), first_call_s=round(first, 2))
+    if not static and a.parity:
+        rows = []
+        for start in range(0, a.parity, 16):
+            inputs = tokenizer([PROMPT.format(dialogue=d) for d in texts[start:start + 16]], return_tensors="pt",
+                               padding=True).to("cuda")
+            with torch.no_grad():
+                ids = model.generate(**inputs, max_new_tokens=PARITY_TOKENS, min_new_tokens=PARITY_TOKENS,
+                                     pad_token_id=tokenizer.eos_token_id, do_sample=False)
+                try:
+                    static = model.generate(**inputs, max_new_tokens=PARITY_TOKENS, min_new_tokens=PARITY_TOKENS,
+                                            pad_token_id=tokenizer.eos_token_id, do_sample=False,
+                                            cache_implementation="static", disable_compile=True)
+                except Exception as exc:  # noqa: BLE001 - the comparison is a diagnostic, the parity file is not
+                    print(f"static-cache reference failed: {exc}", file=sys.stderr)
+                    static = ids
+            width = inputs["input_ids"].shape[1]
+            rows.append({"input_ids": inputs["input_ids"].tolist(), "attention_mask": inputs["attention_mask"].tolist(),
+                         "tokens": ids[:, width:].tolist(), "static": static[:, width:].tolist()})
+        (Path(a.out) / "parity.json").write_text(json.dumps(rows))
+        # the reference against itself with a static cache: how often fp16 rounding alone flips a greedy token here
+        same = sum(r == s for chunk in rows for r, s in zip(chunk["tokens"], chunk["static"]))
+        emit(a, "reference-static-vs-dynamic", 16, parity_prompts=a.parity, parity_first32_equal=same,
+             parity_share=same / a.parity)
+
+
+def engine_config(model_dir: str, quantization: str) -> dict:
     schema = json.loads((ROOT / "schemas/finetune.schema.json").read_text())
-    config = {
-        "model": model_dir, "trust_remote_code": False, "quantization": "nf4", "double_quant": False,
-        "compute_dtype": "float16",
+    return {
+        "model": model_dir, "trust_remote_code": False, "quantization": quantization, "double_quant": False,
+        "compute_dtype": "float16" if torch.cuda.is_available() else "float32",
         "lora": {"r": 32, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "dense"]},
         "data": {"train": str(ROOT / "samples/dialogsum/train.jsonl"), "validation": None, "test": None,
                  "validation_split": 0.05},
@@ -91,40 +144,94 @@ def engine(model_dir: str, adapter: Path, dialogues: list[str], batch: int, repe
         "loss_on": "response", "packing": False,
         "train": {k: v.get("default") for k, v in schema["properties"]["train"]["properties"].items()},
     }
-    params = {"config": config, "adapter": str(adapter), "records": [{"dialogue": d} for d in dialogues[:batch]],
-              "maxNewTokens": NEW_TOKENS, "temperature": 0, "topP": 1.0, "seed": 0, "batchSize": batch}
-    out = {}
 
-    def run():
-        out["r"] = generator.generate(params)
 
-    times = timed(run, repeats)
-    completions = out["r"]["completions"]
-    new = sum(c["newTokens"] for c in completions)
-    return {"stack": "engine", "batch": batch, "prompt_tokens": sum(c["promptTokens"] for c in completions) / batch,
-            "new_tokens": new, "seconds": statistics.median(times), "tokens_per_s": new / statistics.median(times)}
+def engine(a, adapter: Path, graphs: bool, dense: bool | None) -> None:
+    from qlora_engine import decode
+    from qlora_engine.generate import Generator
+    if not graphs:
+        decode._graphs_possible = lambda model: False
+    stack = a.stack
+    generator = Generator()
+    config = engine_config(a.model, a.quantization)
+    t0 = time.perf_counter()
+    generator.generate({"config": config, "adapter": str(adapter), "records": [{"dialogue": "Hi."}],
+                        "maxNewTokens": 1})
+    load = time.perf_counter() - t0
+    if dense is not None:
+        generator._graphs.clear()
+        generator._graphs.dense = dense
+    texts = dialogues(a.data, generator._tokenizer, max(a.batch_list))
+    for batch in a.batch_list:
+        params = {"config": config, "adapter": str(adapter), "records": [{"dialogue": d} for d in texts[:batch]],
+                  "maxNewTokens": NEW_TOKENS, "temperature": 0, "topP": 1.0, "seed": 0, "batchSize": batch}
+        out = {}
+
+        def run():
+            out["r"] = generator.generate(params)
+
+        t0 = time.perf_counter()
+        times = timed(run, a.repeats)
+        first = time.perf_counter() - t0 - sum(times)
+        completions = out["r"]["completions"]
+        emit(a, stack, batch, prompt_tokens=sum(c["promptTokens"] for c in completions) / batch,
+             new_tokens=sum(c["newTokens"] for c in completions), seconds=statistics.median(times),
+             first_call_s=round(first, 2), load_s=round(load, 2), graphs_captured=generator._graphs.captured,
+             dense=generator._graphs.dense)
+    # time to first streamed text, batch 1, warm engine (median of 3)
+    firsts = []
+    for _ in range(3):
+        seen = []
+        t0 = time.perf_counter()
+        generator.generate({"config": config, "adapter": str(adapter), "records": [{"dialogue": texts[0]}],
+                            "maxNewTokens": 60, "streamId": "s"},
+                           notify=lambda n: seen.append(time.perf_counter() - t0) if n["text"] else None)
+        firsts.append(seen[0] if seen else float("nan"))
+    emit(a, stack, 1, time_to_first_text_s=statistics.median(firsts))
+    parity_file = Path(a.out) / "parity.json"
+    if graphs and parity_file.is_file() and a.parity:
+        same = same_static = total = 0
+        for chunk in json.loads(parity_file.read_text()):
+            with torch.inference_mode():
+                got = decode.decode(generator._model, torch.tensor(chunk["input_ids"]),
+                                    torch.tensor(chunk["attention_mask"]), max_new=PARITY_TOKENS, eos=None,
+                                    pad=generator._tokenizer.pad_token_id, graphs=generator._graphs)
+            for mine, theirs, static in zip(got.tokens, chunk["tokens"], chunk.get("static", chunk["tokens"])):
+                total += 1
+                same += mine[:PARITY_TOKENS] == theirs[:PARITY_TOKENS]
+                same_static += mine[:PARITY_TOKENS] == static[:PARITY_TOKENS]
+        emit(a, stack, 16, parity_prompts=total, parity_first32_equal=same, parity_share=same / max(total, 1),
+             parity_first32_equal_to_static_reference=same_static)
+
+
+def emit(a, stack: str, batch: int, **values) -> None:
+    row = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "stack": stack, "batch": batch, **values}
+    if "seconds" in values:
+        row["tokens_per_s"] = round(values["new_tokens"] / values["seconds"], 1)
+    print(json.dumps(row), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--stack", required=True, choices=["reference", "reference-static", "engine", "engine-4bit", "engine-no-graphs"])
     p.add_argument("--model", required=True)
     p.add_argument("--data", default=str(ROOT / "samples/dialogsum/test.jsonl"))
-    p.add_argument("--batches", default="1,16")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batches", default="1,16,64")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--parity", type=int, default=64, help="prompts compared token by token (0: none)")
+    p.add_argument("--out", default=".")
+    p.add_argument("--adapter", default="/tmp/bench-adapter")
+    p.add_argument("--quantization", default="nf4", help="the engine's (none: a CPU smoke run)")
     a = p.parse_args()
-    model_dir = str(Path(a.model).resolve())
-    adapter = Path("/tmp/bench-adapter")
+    a.model = str(Path(a.model).resolve())
+    a.batch_list = [int(b) for b in a.batches.split(",")]
+    adapter = Path(a.adapter)
     if not adapter.exists():
-        make_adapter(model_dir, adapter)
-    dialogues = [json.loads(line)["dialogue"] for line in Path(a.data).read_text().splitlines() if line.strip()]
-    batches = [int(b) for b in a.batches.split(",")]
-    device = torch.cuda.get_device_name(0)
-    for b in batches:
-        print(json.dumps({"device": device, **reference(model_dir, adapter, dialogues, b, a.repeats)}), flush=True)
-    generator = Generator()
-    for b in batches:
-        print(json.dumps({"device": device, **engine(model_dir, adapter, dialogues, b, a.repeats, generator)}),
-              flush=True)
+        make_adapter(a.model, adapter)
+    if a.stack.startswith("reference"):
+        reference(a, adapter, static=a.stack == "reference-static")
+    else:
+        engine(a, adapter, graphs=a.stack != "engine-no-graphs", dense=False if a.stack == "engine-4bit" else None)
 
 
 if __name__ == "__main__":

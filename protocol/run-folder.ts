@@ -166,5 +166,8 @@ export interface EvalReport {
   metrics: MetricRow[];
   examples: ExampleRow[];
   seconds: { base: number; adapter: number; total: number };
+  /** Of `seconds`, what the engine spent generating: model loading and the channel excluded (absent in reports
+   * written before 2026-12-02's second session). */
+  generating?: { base: number; adapter: number };
 }
 

@@ -4,8 +4,9 @@ The base model is loaded once and kept (keyed by model, quantization and dtype):
 reload gigabytes per call. Adapters are attached to that same model with peft (is_trainable=False), each once,
 and switched by name; adapter=None runs inside `disable_adapter()` on the same weights. An adapter folder that
 was rewritten since it was loaded (a new training run) is reloaded. With `alsoBase`, every prompt runs twice in the
-same batch, once with the adapter and once without (peft's per-row `adapter_names`), so comparing the two costs
-one decoding loop instead of two.
+same batch, once with the adapter and once without, so comparing the two costs one decoding loop instead of two.
+Decoding runs on a static KV cache with each step replayed from a CUDA graph (decode.py) for the architectures that
+allow it, through transformers' `generate` for the others.
 
 Batches are left-padded with an attention mask, so a prompt's greedy completion does not depend on its batch
 neighbours. Greedy by default (temperature 0); temperature > 0 samples (top-p), seeded once per request.
@@ -27,7 +28,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from . import decode
 from .config import Config, parse_config
+from .decode import DecodeGraphs
 from .errors import BadConfig, BadDataset, InvalidParams, ModelNotFound
 from .model import check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer
 from .streaming import Emit, RowStreamer, cut_at_stop
@@ -70,12 +73,15 @@ def _stop_strings(tokenizer: Any, stops: Sequence[str], prompt_width: int) -> An
 def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Sequence[str], max_new: int,
                    max_length: int, temperature: float = 0.0, top_p: float = 1.0,
                    first_index: int = 0, adapter_names: Optional[List[str]] = None,
-                   rows_per_record: int = 1, emit: Optional[Emit] = None) -> List[Dict[str, Any]]:
+                   rows_per_record: int = 1, emit: Optional[Emit] = None,
+                   graphs: Optional[DecodeGraphs] = None) -> List[Dict[str, Any]]:
     """Completions of one left-padded batch: [{text, promptTokens, newTokens}]. The caller sets eval mode,
     inference mode and (for sampling) the seed. A prompt over max_length is a BadDataset whose `line` is its
     1-based position in the request's records (`first_index` is the batch's offset there; each record fills
     `rows_per_record` consecutive rows). `adapter_names`, one per row, picks each row's adapter ("__base__": none).
-    `emit(row, text, done)` gets each row's text as it grows (streaming.RowStreamer)."""
+    `emit(row, text, done)` gets each row's text as it grows (streaming.RowStreamer). With `graphs`, decoding runs
+    on a static cache with captured steps (decode.py) where the architecture allows; otherwise through
+    transformers' `generate` (the training recipe's path: its model changes between calls)."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right: prompts must end aligned
     try:
@@ -88,18 +94,57 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
             index = first_index + offset // rows_per_record
             raise BadDataset(f"records[{index}]: the prompt is {length} tokens, longer than max_length={max_length}; "
                              "shorten the text or raise max_length.", line=index + 1, field="max_length")
-    width = encoded["input_ids"].shape[1]
     eos = tokenizer.eos_token_id
+    streamer = RowStreamer(tokenizer, len(prompts), eos, stops, emit) if emit is not None else None
+    if graphs is not None and decode.supported(model):
+        decoded = decode.decode(model, encoded["input_ids"], encoded["attention_mask"], max_new=max_new, eos=eos,
+                                pad=tokenizer.pad_token_id, temperature=temperature, top_p=top_p,
+                                stop_at=_stop_at(tokenizer, stops) if stops else None, streamer=streamer,
+                                adapter_rows=None if adapter_names is None else
+                                [n != "__base__" for n in adapter_names], graphs=graphs, chunk=PREFILL_CHUNK)
+        rows, done_at = decoded.tokens, decoded.done_at
+    else:
+        rows, done_at = _transformers_generate(model, tokenizer, encoded, stops=stops, max_new=max_new,
+                                               temperature=temperature, top_p=top_p, adapter_names=adapter_names,
+                                               streamer=streamer)
+    results = []
+    for row, (ids, prompt_tokens) in enumerate(zip(rows, lengths)):
+        count = ids.index(eos) + 1 if eos in ids else len(ids)  # after EOS comes padding
+        if row in done_at:
+            count = min(count, done_at[row])  # after the stop string comes padding too
+        text = cut_at_stop(tokenizer.decode(ids[:count], skip_special_tokens=True), stops)
+        results.append({"text": text, "promptTokens": int(prompt_tokens), "newTokens": count})
+    return results
+
+
+def _stop_at(tokenizer: Any, stops: Sequence[str]) -> decode.StopAt:
+    """How many of a row's tokens first complete a stop string (decode.py checks every few steps, so the count is
+    found by a scan once the whole text holds one)."""
+    def stop_at(ids: List[int]) -> Optional[int]:
+        if not any(s in tokenizer.decode(ids, skip_special_tokens=True) for s in stops):
+            return None
+        for count in range(1, len(ids) + 1):
+            text = tokenizer.decode(ids[:count], skip_special_tokens=True)
+            if any(s in text for s in stops):
+                return count
+        return len(ids)  # pragma: no cover - the whole text holds one, so some prefix does
+    return stop_at
+
+
+def _transformers_generate(model: Any, tokenizer: Any, encoded: Any, *, stops: Sequence[str], max_new: int,
+                           temperature: float, top_p: float, adapter_names: Optional[List[str]],
+                           streamer: Optional[RowStreamer]) -> Tuple[List[List[int]], Dict[int, int]]:
+    width = encoded["input_ids"].shape[1]
     kwargs: Dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id,
-                              "eos_token_id": eos, "do_sample": temperature > 0, "use_cache": True}
+                              "eos_token_id": tokenizer.eos_token_id, "do_sample": temperature > 0, "use_cache": True}
     if temperature > 0:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     if adapter_names is not None:
         kwargs["adapter_names"] = adapter_names
     if width > PREFILL_CHUNK and _supports_prefill_chunking():
         kwargs["prefill_chunk_size"] = PREFILL_CHUNK
-    if emit is not None:
-        kwargs["streamer"] = RowStreamer(tokenizer, len(prompts), eos, stops, emit)
+    if streamer is not None:
+        kwargs["streamer"] = streamer
     stop = None
     if stops:
         from transformers import StoppingCriteriaList
@@ -108,14 +153,7 @@ def generate_batch(model: Any, tokenizer: Any, prompts: List[str], *, stops: Seq
     dev = device()
     output = model.generate(input_ids=encoded["input_ids"].to(dev), attention_mask=encoded["attention_mask"].to(dev),
                             **kwargs)
-    results = []
-    for row, (ids, prompt_tokens) in enumerate(zip(output[:, width:].tolist(), lengths)):
-        count = ids.index(eos) + 1 if eos in ids else len(ids)  # after EOS comes padding
-        if stop is not None and row in stop.done_at:
-            count = min(count, stop.done_at[row])  # after the stop string comes padding too
-        text = cut_at_stop(tokenizer.decode(ids[:count], skip_special_tokens=True), stops)
-        results.append({"text": text, "promptTokens": int(prompt_tokens), "newTokens": count})
-    return results
+    return output[:, width:].tolist(), (stop.done_at if stop is not None else {})
 
 
 def _param(params: Dict[str, Any], name: str, kind: Any, default: Any = None, *,
@@ -136,10 +174,12 @@ class Generator:
         self._adapters: Dict[str, Tuple[str, float]] = {}  # folder -> (adapter name, weights mtime)
         self._loaded = 0  # base models loaded (tests check it stays 1)
         self._adapter_names = 0
+        self._graphs = DecodeGraphs()  # captured decode steps; they hold weight addresses, so cleared on any change
 
     def release(self) -> None:
         """Free the cached model (before training, which needs the GPU memory)."""
         self._key, self._model, self._tokenizer, self._adapters = None, None, None, {}
+        self._graphs.clear()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -158,6 +198,7 @@ class Generator:
             model.eval()
             model.config.use_cache = True
             self._key, self._model, self._tokenizer = key, model, tokenizer
+            self._graphs = DecodeGraphs(dense=_dense_fits(model))
             self._loaded += 1
         return self._model, self._tokenizer
 
@@ -176,6 +217,7 @@ class Generator:
                 self._model.delete_adapter(known[0])  # retrained in place: drop the stale weights
             known = None
         if known is None:
+            self._graphs.clear()  # the LoRA modules change: graphs captured before would replay stale ones
             self._adapter_names += 1
             name = f"adapter{self._adapter_names}"  # never reused, so a reload cannot clash with a live name
             try:
@@ -248,7 +290,7 @@ class Generator:
                 completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
                                               stops=template.stop, max_new=max_new, max_length=config.max_length,
                                               temperature=temperature, top_p=top_p, first_index=start,
-                                              emit=emitter(start, 1))
+                                              emit=emitter(start, 1), graphs=self._graphs)
         return {"completions": completions, "seconds": time.perf_counter() - started}
 
     def _generate_both(self, prompts: List[str], stops: Sequence[str], config: Config, started: float, *,
@@ -266,8 +308,22 @@ class Generator:
                 out += generate_batch(self._model, self._tokenizer, rows[start:end], stops=stops, max_new=max_new,
                                       max_length=config.max_length, temperature=temperature, top_p=top_p,
                                       first_index=start // 2, adapter_names=names[start:end], rows_per_record=2,
-                                      emit=emitter(start // 2, 2))
+                                      emit=emitter(start // 2, 2), graphs=self._graphs)
         return {"completions": out[0::2], "baseCompletions": out[1::2], "seconds": time.perf_counter() - started}
+
+
+def _dense_fits(model: Any) -> bool:
+    """Decode 4-bit linears on dequantized copies of their weights (decode.py) when the GPU holds them twice over
+    with 2 GiB to spare: several times faster on batches, and the room is there on most cards for the models QLoRA
+    Studio trains; otherwise the 4-bit kernels."""
+    need = decode.dense_bytes(model)
+    if not need or not torch.cuda.is_available():
+        return False
+    free, _ = torch.cuda.mem_get_info()
+    fits = free > 2 * need + (2 << 30)
+    log.info("decode: %s 4-bit weights (%.1f GiB dense, %.1f GiB free)", "dequantized" if fits else "packed",
+             need / 2**30, free / 2**30)
+    return fits
 
 
 def render_prompts(template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:

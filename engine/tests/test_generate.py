@@ -221,26 +221,20 @@ def test_without_stream_id_nothing_is_streamed(trained_run, generator):
 
 def test_long_prompts_prefill_in_chunks_with_the_same_result(trained_run, generator, monkeypatch):
     """A prompt longer than PREFILL_CHUNK is prefilled chunk by chunk: the same greedy tokens as in one piece."""
+    from qlora_engine import decode
     from qlora_engine import generate as gen
     long = [{"dialogue": " ".join(r["dialogue"] for r in records()[:3])}]
     whole = generator.generate(params(trained_run, None, long, maxNewTokens=8))
-    assert whole["completions"][0]["promptTokens"] > 64
+    width = whole["completions"][0]["promptTokens"]
+    assert width > 64
     chunks = []
-    original = gen.generate_batch
+    original = decode._prefill_mask
 
-    def spy(model, *args, **kwargs):  # records the prefill_chunk_size each model.generate call gets
-        real = model.generate
-
-        def generate(**kw):
-            chunks.append(kw.get("prefill_chunk_size"))
-            return real(**kw)
-        model.generate = generate
-        try:
-            return original(model, *args, **kwargs)
-        finally:
-            del model.generate
+    def spy(valid, start, end, length):  # records each prefill chunk's span
+        chunks.append((start, end))
+        return original(valid, start, end, length)
     monkeypatch.setattr(gen, "PREFILL_CHUNK", 32)
-    monkeypatch.setattr(gen, "generate_batch", spy)
+    monkeypatch.setattr(decode, "_prefill_mask", spy)
     chunked = generator.generate(params(trained_run, None, long, maxNewTokens=8))
-    assert chunks == [32]
+    assert chunks == [(s, min(s + 32, width)) for s in range(0, width, 32)]
     assert texts(chunked) == texts(whole)

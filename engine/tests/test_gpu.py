@@ -51,6 +51,50 @@ def test_qlora_trains_and_generates(ws):
     assert len(out["completions"]) == 3
 
 
+def test_decode_graphs_give_the_eager_loop_and_transformers_tokens(ws):
+    """NF4 tiny model + adapter: the captured decode steps give the same greedy tokens as the same loop run eagerly,
+    and the first tokens of transformers' generate on nearly every row (fp16 kernels differ in rounding), for the
+    adapter, the base and rows mixing both."""
+    from qlora_engine import decode
+    end = Recipe(qlora_config(ws), ws.runs / "d", events=Record()).run()
+    generator = Generator()
+    config = qlora_config(ws)
+    records = [{"dialogue": r["dialogue"]} for r in short_records(12, dialogue_chars=160)]
+    generator.generate({"config": config, "adapter": end["adapterPath"], "records": records[:1], "maxNewTokens": 1})
+    model, tok = generator._model, generator._tokenizer
+    from qlora_engine.generate import render_prompts
+    from qlora_engine.template import load_template
+    encoded = tok(render_prompts(load_template(config["template"]), records), padding=True, return_tensors="pt")
+
+    def run(graphs, **kw):
+        with torch.inference_mode():
+            return decode.decode(model, encoded["input_ids"], encoded["attention_mask"], max_new=24, eos=None,
+                                 pad=tok.pad_token_id, graphs=graphs, **kw)
+
+    rows = [i % 3 != 0 for i in range(len(records))]
+    for scope, kw in ((torch.inference_mode(), {}), (model.disable_adapter(), {}), (torch.inference_mode(),
+                                                                                   {"adapter_rows": rows})):
+        with scope:
+            graphs = decode.DecodeGraphs()
+            captured = run(graphs, **kw)
+            assert captured.captured and graphs.captured == 1
+            assert run(graphs, **kw).tokens == captured.tokens  # the graph replays again from a reset cache
+            original = decode._graphs_possible
+            decode._graphs_possible = lambda m: False
+            try:
+                eager = run(decode.DecodeGraphs(), **kw)
+            finally:
+                decode._graphs_possible = original
+            assert not eager.captured and eager.tokens == captured.tokens
+            if not kw:
+                with torch.inference_mode():
+                    out = model.generate(**{k: v.cuda() for k, v in encoded.items()}, max_new_tokens=24,
+                                         do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None)
+                theirs = out[:, encoded["input_ids"].shape[1]:].tolist()
+                same = sum(a[:16] == b[:16] for a, b in zip(captured.tokens, theirs))
+                assert same >= 0.9 * len(records), (same, len(records))
+
+
 LAYER_MODES = {  # train settings of each way the decoder layers run
     "eager": {"compile": False},
     "compiled": {"compile": True, "gradient_checkpointing": False},  # dropout inside Inductor's kernels

@@ -176,6 +176,8 @@ describe('eval: run', () => {
     assert.equal(report.examples[2]!.adapter.text, prepared.references[2]![1]);
     assert.equal(report.examples[2]!.adapter.rouge.rouge1, 1);
     assert.deepEqual(report.referenceFields, ['summary1', 'summary2', 'summary3']);
+    // the engine's own seconds per request (0.01 here), summed per phase: the time without loading the model
+    assert.ok(Math.abs(report.generating!.base - 0.03) < 1e-9 && Math.abs(report.generating!.adapter - 0.03) < 1e-9);
   });
 
   it('generates longest prompts first, each record once, and reports in file order', async () => {

@@ -231,9 +231,12 @@ export async function runEvaluation(
   const phases = { base: null as string | null, adapter: prepared.adapter } as const;
   const outputs: Record<'base' | 'adapter', Completion[]> = { base: [], adapter: [] };
   const seconds = { base: 0, adapter: 0 };
+  const generating = { base: 0, adapter: 0 };
   for (const phase of ['base', 'adapter'] as const) {
     const t0 = Date.now();
-    outputs[phase] = await generateAll(prepared, phases[phase], generate, (done) => onProgress({ phase, done, total: prepared.records.length }), signal);
+    const result = await generateAll(prepared, phases[phase], generate, (done) => onProgress({ phase, done, total: prepared.records.length }), signal);
+    outputs[phase] = result.completions;
+    generating[phase] = result.seconds;
     seconds[phase] = (Date.now() - t0) / 1000;
   }
   onProgress({ phase: 'scoring', done: 0, total: prepared.records.length });
@@ -294,6 +297,7 @@ export async function runEvaluation(
     })),
     examples,
     seconds: { ...seconds, total: (Date.now() - started) / 1000 },
+    generating,
   };
 }
 
@@ -313,9 +317,10 @@ async function generateAll(
   generate: GenerateFn,
   progress: (done: number) => void,
   signal?: AbortSignal,
-): Promise<Completion[]> {
+): Promise<{ completions: Completion[]; seconds: number }> {
   const out: Completion[] = new Array<Completion>(prepared.records.length);
   let done = 0;
+  let seconds = 0; // the engine's own time per request: loading the model is not part of it
   progress(0);
   for (const indices of chunksOf(prepared.order, prepared.chunkSize)) {
     if (signal?.aborted) throw new EvalCancelledError();
@@ -339,10 +344,11 @@ async function generateAll(
       throw new Error(`the engine returned ${result.completions.length} completions for ${chunk.length} records`);
     }
     indices.forEach((index, k) => (out[index] = result.completions[k]!));
+    seconds += result.seconds;
     done += indices.length;
     progress(done);
   }
-  return out;
+  return { completions: out, seconds };
 }
 
 /** A BadDataset about `records[i]` of a request, pointed at the record's line in the split file. */

@@ -6,6 +6,12 @@
 import * as path from 'node:path';
 import type { EvalReport, ExampleRow, MetricRow, Prediction } from '../../../protocol/run-folder';
 
+/** ", of which N s generating (the model's loading excluded)", when the report knows it. */
+export function generatingNote(report: EvalReport): string {
+  const g = report.generating;
+  return g ? `, of which ${(g.base + g.adapter).toFixed(1)} s generating (${g.base.toFixed(1)} s base + ${g.adapter.toFixed(1)} s adapter)` : '';
+}
+
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
@@ -85,7 +91,7 @@ export function renderHtml(report: EvalReport): string {
     ['References', `${report.referenceFields.join(', ')} (best F per type over the references)`],
     ['Generation', `greedy, max ${g.maxNewTokens} new tokens, batch ${g.batchSize}${g.stop.length ? `, stop at ${g.stop.map((s) => JSON.stringify(s)).join(', ')}` : ''}; same prompts and settings for both`],
     ['ROUGE', `${report.rouge.package}, stemmer ${report.rouge.useStemmer ? 'on' : 'off'}; intervals: bootstrap of the mean F, ${b.samples} resamples, ${Math.round(b.confidence * 100)}%, seed ${b.seed}`],
-    ['Time', `${report.seconds.base.toFixed(1)} s base (including loading the model) + ${report.seconds.adapter.toFixed(1)} s adapter generation`],
+    ['Time', `${report.seconds.base.toFixed(1)} s base (including loading the model) + ${report.seconds.adapter.toFixed(1)} s adapter generation${generatingNote(report)}`],
     ['Created', report.createdAt],
   ];
   if (report.skipped.length) {

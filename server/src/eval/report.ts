@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EvalFolder, type EvalReport, type Interval } from '../../../protocol/run-folder';
-import { renderHtml } from './report.html';
+import { generatingNote, renderHtml } from './report.html';
 
 export { METRICS, REPORT_VERSION } from '../../../protocol/run-folder';
 export type { EvalReport, EvalSplit, ExampleRow, Interval, MetricName, MetricRow, Prediction } from '../../../protocol/run-folder';
@@ -80,7 +80,7 @@ export function renderMarkdown(report: EvalReport): string {
   out.push(`- Generation: greedy, max ${g.maxNewTokens} new tokens, batch ${g.batchSize}${g.stop.length ? `, stop at ${g.stop.map((s) => JSON.stringify(s)).join(', ')}` : ''}; the same prompts and settings for both`);
   const b = report.rouge.bootstrap;
   out.push(`- ROUGE: ${report.rouge.package}, stemmer ${report.rouge.useStemmer ? 'on' : 'off'}; intervals: bootstrap of the mean F, ${b.samples} resamples, ${Math.round(b.confidence * 100)}%, seed ${b.seed}`);
-  out.push(`- Created: ${report.createdAt}; generation took ${report.seconds.base.toFixed(1)} s (base, including loading the model) + ${report.seconds.adapter.toFixed(1)} s (adapter)`, '');
+  out.push(`- Created: ${report.createdAt}; generation took ${report.seconds.base.toFixed(1)} s (base, including loading the model) + ${report.seconds.adapter.toFixed(1)} s (adapter)${generatingNote(report)}`, '');
   out.push('| metric | base (zero-shot) | adapter | improvement | base 95% interval | adapter 95% interval |');
   out.push('|---|---:|---:|---:|---:|---:|');
   for (const m of report.metrics) {

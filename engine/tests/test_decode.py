@@ -1,0 +1,131 @@
+"""decode.py, the static-cache decoding loop: the same tokens as transformers' `generate`, sampling as specified,
+captured steps kept per shape and adapter state."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import short_records
+
+from qlora_engine import decode
+from qlora_engine.generate import Generator, render_prompts
+from qlora_engine.template import load_template
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_run):
+    """The trained run's model (tiny Phi, fp32, CPU) with its adapter, as the generate request holds it."""
+    generator = Generator()
+    adapter = str(trained_run["run_dir"] / "adapter")
+    generator.generate({"config": trained_run["config"], "adapter": adapter, "records": [{"dialogue": "hi"}],
+                        "maxNewTokens": 1})
+    template = load_template(str(trained_run["ws"].template))
+    recs = [{"dialogue": r["dialogue"]} for r in short_records(5, dialogue_chars=90) + short_records(3, offset=40)]
+    tok = generator._tokenizer
+    encoded = tok(render_prompts(template, recs), padding=True, return_tensors="pt")
+    assert len(set(encoded["attention_mask"].sum(dim=1).tolist())) > 2  # really left-padded
+    return generator._model, tok, encoded
+
+
+def _transformers(model, tok, encoded, max_new):
+    with torch.inference_mode():
+        out = model.generate(**encoded, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id)
+    return out[:, encoded["input_ids"].shape[1]:].tolist()
+
+
+def _decode(model, tok, encoded, max_new, **kw):
+    with torch.inference_mode():
+        return decode.decode(model, encoded["input_ids"], encoded["attention_mask"], max_new=max_new,
+                             eos=tok.eos_token_id, pad=tok.pad_token_id, **kw)
+
+
+@pytest.mark.parametrize("use_adapter", [True, False], ids=["adapter", "base"])
+def test_greedy_equals_transformers_generate_token_for_token(loaded, use_adapter):
+    model, tok, encoded = loaded
+    assert decode.supported(model)
+    scope = model.disable_adapter() if not use_adapter else torch.inference_mode()
+    with scope:
+        expected = _transformers(model, tok, encoded, 24)
+        got = _decode(model, tok, encoded, 24)
+    assert not got.captured  # no CUDA here: the same loop runs eagerly
+    width = max(len(row) for row in expected)
+    assert got.tokens == [row + [tok.pad_token_id] * (width - len(row)) for row in expected][:len(got.tokens)]
+    assert len(got.tokens[0]) == width
+
+
+def test_prefill_in_chunks_changes_nothing(loaded):
+    model, tok, encoded = loaded
+    assert _decode(model, tok, encoded, 12, chunk=5).tokens == _decode(model, tok, encoded, 12).tokens
+
+
+def test_rows_mixing_adapter_and_base_equal_separate_batches(loaded):
+    model, tok, encoded = loaded
+    adapter = _decode(model, tok, encoded, 16).tokens
+    with model.disable_adapter():
+        base = _decode(model, tok, encoded, 16).tokens
+    assert adapter != base
+    rows = [i % 2 == 0 for i in range(encoded["input_ids"].shape[0])]
+    mixed = _decode(model, tok, encoded, 16, adapter_rows=rows).tokens
+    width = min(len(mixed[0]), len(adapter[0]), len(base[0]))
+    for i, is_adapter in enumerate(rows):
+        assert mixed[i][:width] == (adapter if is_adapter else base)[i][:width]
+
+
+def test_stop_at_ends_a_row_and_records_where(loaded):
+    model, tok, encoded = loaded
+    free = _decode(model, tok, encoded, 12).tokens
+    # row 0 "stops" once it has 3 tokens; the others never do
+    got = _decode(model, tok, encoded, 12, stop_at=lambda ids: 3 if ids[:3] == free[0][:3] and len(ids) >= 3
+                  else None)
+    assert got.done_at.get(0) == 3 and set(got.done_at) <= {0} | {i for i, r in enumerate(free) if r[:3] == free[0][:3]}
+    assert got.tokens[0][:3] == free[0][:3]
+    # the host looks after the first token, then every CHECK_EVERY: from then on the row is padding
+    assert all(t == tok.pad_token_id for t in got.tokens[0][1 + decode.CHECK_EVERY:])
+
+
+def test_choose_greedy_and_nucleus():
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.0, 3.0, 1.0, -2.0]] * 4000)
+    assert decode._choose(logits, 0.0, 1.0).eq(1).all()
+    assert decode._choose(logits, 1.0, 0.01).eq(1).all()  # the nucleus holds the most likely token only
+    sampled = decode._choose(logits, 1.0, 1.0)
+    share = torch.bincount(sampled, minlength=4).float() / len(sampled)
+    assert torch.allclose(share, logits[0].softmax(-1), atol=0.03)
+    nucleus = decode._choose(logits, 1.0, 0.9)  # 0.84 + 0.11 reach 0.9: two tokens left
+    assert set(nucleus.unique().tolist()) == {1, 2}
+
+
+def test_graphs_are_kept_per_shape_and_adapter_state(loaded):
+    model, _, _ = loaded
+    graphs = decode.DecodeGraphs(limit=2)
+    first = graphs.step(model, 2, 128, False)
+    assert graphs.step(model, 2, 128, False) is first
+    assert graphs.step(model, 2, 128, True) is not first  # mixing rows is another graph
+    with model.disable_adapter():
+        assert graphs.step(model, 2, 128, False) is not first  # so is the adapter switched off
+    assert graphs.step(model, 2, 128, False) is not first  # limit 2: the first was dropped
+
+
+SMOLLM2 = Path(__file__).resolve().parents[2] / "samples" / "models" / "smollm2-135m-instruct"
+
+
+@pytest.mark.skipif(not (SMOLLM2 / "config.json").is_file(), reason="SmolLM2 is imported by `npm install`")
+def test_llama_family_with_grouped_kv_heads_equals_transformers():
+    """SmolLM2-135M-Instruct (Llama, 3 KV heads for 9 query heads), real weights, fp32 CPU: the same greedy tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(str(SMOLLM2), padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(str(SMOLLM2), dtype=torch.float32, attn_implementation="sdpa").eval()
+    assert decode.supported(model)
+    prompts = [f"Summarize: {r['dialogue']}\nSummary:" for r in short_records(4, dialogue_chars=160)]
+    encoded = tok(prompts, padding=True, return_tensors="pt")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    with torch.inference_mode():
+        out = model.generate(**encoded, max_new_tokens=20, do_sample=False, pad_token_id=pad,
+                             eos_token_id=tok.eos_token_id)
+        got = decode.decode(model, encoded["input_ids"], encoded["attention_mask"], max_new=20,
+                            eos=tok.eos_token_id, pad=pad)
+    expected = out[:, encoded["input_ids"].shape[1]:].tolist()
+    assert [row[:len(e)] for row, e in zip(got.tokens, expected)] == expected
