@@ -140,22 +140,27 @@ export interface ModelImportResult {
   skipped: boolean;
 }
 
-/** A run's adapter merged into its base model: a folder AutoModelForCausalLM loads without peft. */
+/** A run's adapter merged into its base model: a folder AutoModelForCausalLM loads without peft, or (format gguf) one
+ * GGUF file for llama.cpp (llama and phi2 families). */
 export const ModelExport = 'model/export';
-export interface ModelExportParams {
+export type ModelExportParams = {
   /** The run's config (config.yaml): the base model, its tokenizer and trust_remote_code come from here. */
   config: ResolvedConfig;
   /** Absolute path of the PEFT adapter folder. */
   adapter: string;
-  /** Absolute path of the folder to write; it must not exist (nothing is overwritten). */
+  /** Absolute path of the folder (merged) or file (gguf) to write; it must not exist (nothing is overwritten). */
   out: string;
-  dtype: 'bfloat16' | 'float16' | 'float32';
-}
+} & ({ format?: 'merged'; dtype: MergedDtype } | { format: 'gguf'; quant: GgufQuant });
+export type MergedDtype = 'bfloat16' | 'float16' | 'float32';
+export type GgufQuant = 'f16' | 'q8_0';
 export interface ModelExportResult {
   out: string;
   base: string;
   adapter: string;
+  /** The merged folder's dtype, or the GGUF file's weight type (f16, q8_0). */
   dtype: string;
+  /** gguf: the file's architecture (llama, phi2). */
+  architecture?: string;
   /** The quantization the run trained with ('none', 'nf4', ...): the merge uses the base's original weights. */
   trainedOnQuantization: string;
   baseWeights: string;

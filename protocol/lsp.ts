@@ -184,7 +184,7 @@ export interface ModelExportParams {
   runDir: string;
   /** The folder to create; it must not exist. */
   out: string;
-  dtype: E.ModelExportParams['dtype'];
+  dtype: E.MergedDtype;
 }
 export interface ModelExportResult {
   exported: E.ModelExportResult | null;

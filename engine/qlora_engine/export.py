@@ -1,4 +1,5 @@
-"""A run's adapter merged into its base model: one transformers folder that loads without peft.
+"""A run's adapter merged into its base model: one transformers folder that loads without peft, or one GGUF file
+(gguf_export.py).
 
 The base is loaded in the export dtype without quantization (a run trained on a 4-bit base is merged into the
 base's original weights, as peft's merge_and_unload expects; the record says so), the LoRA adapter is attached and
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .config import parse_config
 from .errors import InvalidParams, ModelNotFound
+from .gguf_export import check_target, write_gguf
 from .model import check_model, load_base_model, load_tokenizer
 from .model_folder import write_model_folder
 
@@ -22,19 +24,16 @@ DTYPES = ("bfloat16", "float16", "float32")
 Progress = Callable[[str, Optional[float]], None]
 
 
-def export_merged(raw_config: Any, adapter: Path, out: Path, dtype: str,
-                  progress: Progress = lambda stage, fraction: None) -> Dict[str, Any]:
-    """Merge `adapter` into the config's base model and write the folder `out` (which must not exist)."""
-    adapter, out = Path(adapter), Path(out)
-    if dtype not in DTYPES:
-        raise InvalidParams(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", field="dtype")
-    if out.exists():
-        raise InvalidParams(f"{out} already exists; export into a new folder (nothing is overwritten)",
-                            file=str(out), field="out")
+def _check_adapter(adapter: Path) -> None:
     if not (adapter / "adapter_config.json").is_file() or not (adapter / "adapter_model.safetensors").is_file():
         raise ModelNotFound(f"{adapter} is not a PEFT adapter folder (needs adapter_config.json and "
                             "adapter_model.safetensors); export a run that completed", file=str(adapter),
                             field="adapter")
+
+
+def _merged(raw_config: Any, adapter: Path, dtype: str, progress: Progress) -> Tuple[Any, Any, Dict[str, Any]]:
+    """The config's base in `dtype` without quantization with `adapter` folded in, its tokenizer, and the record of
+    what was merged."""
     config = parse_config(raw_config)
     trained_on = config.quantization
     plain = dataclasses.replace(config, quantization="none", compute_dtype=dtype)
@@ -55,14 +54,40 @@ def export_merged(raw_config: Any, adapter: Path, out: Path, dtype: str,
         if bars_were_on:
             hf_logging.enable_progress_bar()
     model.config.name_or_path = ""
+    record = {"base": config.model, "adapter": str(adapter.resolve()), "dtype": dtype,
+              "trainedOnQuantization": trained_on,
+              "baseWeights": "original" if trained_on == "none" else
+              f"original (the adapter trained against their {trained_on} quantization)",
+              "parameters": sum(p.numel() for p in model.parameters())}
+    return model, tokenizer, record
 
+
+def export_merged(raw_config: Any, adapter: Path, out: Path, dtype: str,
+                  progress: Progress = lambda stage, fraction: None) -> Dict[str, Any]:
+    """Merge `adapter` into the config's base model and write the folder `out` (which must not exist)."""
+    adapter, out = Path(adapter), Path(out)
+    if dtype not in DTYPES:
+        raise InvalidParams(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", field="dtype")
+    if out.exists():
+        raise InvalidParams(f"{out} already exists; export into a new folder (nothing is overwritten)",
+                            file=str(out), field="out")
+    _check_adapter(adapter)
+    model, tokenizer, record = _merged(raw_config, adapter, dtype, progress)
     progress("saving", None)
-    manifest = write_model_folder(
-        out, model, tokenizer, MANIFEST,
-        {"base": config.model, "adapter": str(adapter.resolve()), "dtype": dtype, "trainedOnQuantization": trained_on,
-         "baseWeights": "original" if trained_on == "none" else
-         f"original (the adapter trained against their {trained_on} quantization)",
-         "parameters": sum(p.numel() for p in model.parameters())},
-        staging_label="exporting", what="the merged model")
+    manifest = write_model_folder(out, model, tokenizer, MANIFEST, record, staging_label="exporting",
+                                  what="the merged model")
     progress("done", 1.0)
     return {"out": str(out), **manifest}
+
+
+def export_gguf(raw_config: Any, adapter: Path, out: Path, quant: str,
+                progress: Progress = lambda stage, fraction: None) -> Dict[str, Any]:
+    """Merge `adapter` into the config's base model (in fp32) and write the GGUF file `out` (which must not exist)
+    with its weights in `quant` (gguf_export.py)."""
+    adapter, out = Path(adapter), Path(out)
+    check_target(out, quant)
+    _check_adapter(adapter)
+    model, tokenizer, record = _merged(raw_config, adapter, "float32", progress)
+    written = write_gguf(model, tokenizer, out, quant, progress)
+    progress("done", 1.0)
+    return {"out": str(out), **record, "dtype": quant, **written}

@@ -163,14 +163,19 @@ class Handlers:
         return import_gguf(source, out, self._model_progress())
 
     def model_export(self, params: Any) -> Dict[str, Any]:
-        from .export import export_merged
+        from .export import export_gguf, export_merged
         adapter, out = _absolute(params, "adapter"), _absolute(params, "out")
+        form = params.get("format", "merged")
+        if form not in ("merged", "gguf"):
+            raise InvalidParams(f"model/export: format must be merged or gguf, got {form!r}", field="format")
         active = self._busy()
         if active is not None:
             raise Busy(f"run {active.recipe.run_id} is training; export when it ends or cancel it.")
         self.generator.release()  # the merged model needs the memory the generator's cached model holds
-        return export_merged(_require(params, "config", dict), adapter, out, _require(params, "dtype", str),
-                             self._model_progress())
+        config = _require(params, "config", dict)
+        if form == "gguf":
+            return export_gguf(config, adapter, out, _require(params, "quant", str), self._model_progress())
+        return export_merged(config, adapter, out, _require(params, "dtype", str), self._model_progress())
 
     def _model_progress(self) -> Callable[[str, Optional[float]], None]:
         """model/didProgress, at most ~100 notifications per stage (a 10 GB checksum must not flood the channel)."""

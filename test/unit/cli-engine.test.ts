@@ -180,7 +180,7 @@ describe('cli against the real engine', () => {
     assert.ok(fs.existsSync(path.join(runDir, 'config.yaml')));
   });
 
-  engineIt("export --merged: the run's adapter merged into its base; an existing folder or a run without adapter exits 2", async () => {
+  engineIt("export --merged and --gguf: the run's adapter merged into its base; an existing target, mixed options or a run without adapter exit 2", async () => {
     const runsDir = path.join(dir, 'runs-export');
     const trained = await inProcess(['train', variant('export', (y) => y), '--max-steps', '2', '--json', '--runs-dir', runsDir]);
     assert.equal(trained.code, 0, explain(trained));
@@ -196,6 +196,21 @@ describe('cli against the real engine', () => {
     const again = await inProcess(['export', runDir, '--merged', out]);
     assert.equal(again.code, 2, explain(again));
     assert.match(again.stderr, /already exists; choose a new folder \(nothing is overwritten\)/);
+    const gguf = path.join(dir, 'tiny.gguf');
+    const g = await inProcess(['export', runDir, '--gguf', gguf, '--quant', 'q8_0', '--json']);
+    assert.equal(g.code, 0, explain(g));
+    assert.deepEqual([g.events.at(-1)!.architecture, g.events.at(-1)!.dtype], ['phi2', 'q8_0']);
+    assert.equal(fs.readFileSync(gguf).subarray(0, 4).toString('latin1'), 'GGUF');
+    for (const [args, message] of [
+      [['--gguf', gguf], /already exists; choose a new file/],
+      [['--gguf', path.join(dir, 'x.gguf'), '--merged', out], /not both/],
+      [['--merged', path.join(dir, 'm3'), '--quant', 'q8_0'], /--quant goes with --gguf/],
+      [['--gguf', path.join(dir, 'x.gguf'), '--quant', 'q4'], /--quant must be f16 or q8_0/],
+    ] as const) {
+      const bad = await inProcess(['export', runDir, ...args]);
+      assert.equal(bad.code, 2, explain(bad));
+      assert.match(bad.stderr, message);
+    }
     fs.rmSync(path.join(runDir, 'adapter'), { recursive: true });
     const none = await inProcess(['export', runDir, '--merged', path.join(dir, 'merged-2')]);
     assert.equal(none.code, 2, explain(none));
