@@ -94,6 +94,11 @@ export interface EvalConfig {
   batch_size: number;
 }
 
+export interface LogConfig {
+  /** TensorBoard event files in <run-dir>/tensorboard. */
+  tensorboard: boolean;
+}
+
 export interface ResolvedConfig {
   /** Hub id or absolute path of a local model folder. */
   model: string;
@@ -110,4 +115,5 @@ export interface ResolvedConfig {
   packing: boolean;
   train: TrainConfig;
   eval: EvalConfig;
+  log: LogConfig;
 }

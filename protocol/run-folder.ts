@@ -16,6 +16,8 @@ export const RunFolder = {
   adapter: 'adapter',
   bestAdapter: 'best-adapter',
   eval: 'eval',
+  /** TensorBoard event files (log.tensorboard). */
+  tensorboard: 'tensorboard',
 } as const;
 
 /** Inside `eval/` (or `eval-<adapter folder>/` for another adapter of the run). */

@@ -75,8 +75,9 @@ RULES: Dict[str, Rule] = {
     "eval.references": Rule("strings?", None),
     "eval.max_new_tokens": Rule("int", 100, minimum=1, maximum=4096),
     "eval.batch_size": Rule("int", 8, minimum=1, maximum=1024),
+    "log.tensorboard": Rule("bool", False),
 }
-SECTIONS = ("lora", "data", "train", "eval")
+SECTIONS = ("lora", "data", "train", "eval", "log")
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
@@ -149,6 +150,11 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    tensorboard: bool
+
+
+@dataclass(frozen=True)
 class Config:
     model: str
     trust_remote_code: bool
@@ -163,6 +169,7 @@ class Config:
     packing: bool
     train: TrainConfig
     eval: EvalConfig
+    log: LogConfig
 
     @property
     def quantized(self) -> bool:
@@ -278,7 +285,8 @@ def parse_config(raw: Any) -> Config:
 
     top = {p: v for p, v in values.items() if "." not in p}
     return Config(lora=LoraConfig(**section("lora")), data=DataConfig(**section("data")),
-                  train=TrainConfig(**section("train")), eval=EvalConfig(**section("eval")), **top)
+                  train=TrainConfig(**section("train")), eval=EvalConfig(**section("eval")),
+                  log=LogConfig(**section("log")), **top)
 
 
 def to_dict(config: Config) -> Dict[str, Any]:

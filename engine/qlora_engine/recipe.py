@@ -47,6 +47,7 @@ from .errors import (BadConfig, CheckpointNotFound, EngineError, RunNotFound, Tr
                      out_of_memory, write_failed)
 from .locks import gpu_lock, run_folder_lock
 from .metrics_log import MetricsLog
+from .tensorboard_log import TensorBoardLog, check_available
 from .events import Events, Fanout, NullEvents
 from .files import read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, EarlyStopper, RougeSample, plan_evaluation, rouge_scores, validation_loss
@@ -164,6 +165,8 @@ class Recipe:
         self.best = BestTracker(config.train.best_metric or (stopping.metric if stopping else None),
                                 self.checkpoints_dir, self.best_adapter_dir)
         self._stopper = EarlyStopper(stopping)
+        if config.log.tensorboard:
+            check_available()
         self.config = config = self._apply_epochs(config)
         self.total_steps = config.train.max_steps
         if self._resume_from is not None:
@@ -243,6 +246,8 @@ class Recipe:
         if self._resume_from is not None:
             self.best.resume(previous.get("best"), int(checkpoint.read_state(self._resume_from)["step"]))
         self._write_run_json("running")
+        if config.log.tensorboard:
+            self.events = Fanout(self.events, TensorBoardLog(self.run_dir / RUN_FOLDER["tensorboard"]))
         summary = self.summary or {}
         # The data was read and tokenized by validate(); the stage reports what it found.
         self.events.stage("loading-data", f"{summary.get('trainRecords')} training records in "
