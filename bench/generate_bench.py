@@ -1,8 +1,9 @@
 """Generation speed (issue 11): the reference stack's `model.generate` (tutorial inference: NF4 base + PeftModel
 adapter, is_trainable=False), with transformers' dynamic cache and with its static cache (which transformers
 compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py;
-`engine` with the 4-bit weights dequantized once where the GPU has room, `engine-4bit` with bitsandbytes' kernels,
-`engine-no-graphs` the same loop without graphs).
+`engine` with the 4-bit weights dequantized once where the GPU has room, `engine-merged` with the adapter also
+folded into a second dense copy (opt-in), `engine-4bit` with bitsandbytes' kernels, `engine-no-graphs` the same
+loop without graphs).
 
 Random Phi-2-shape weights (bench/make_random_model.py) and a random LoRA adapter: speed depends on shapes only.
 One stack per process (`--stack`), so each gets its own time limit; one JSON line per measurement:
@@ -161,6 +162,7 @@ def engine(a, adapter: Path, graphs: bool, dense: bool | None) -> None:
     if dense is not None:
         generator._graphs.clear()
         generator._graphs.dense = dense
+    generator._graphs.merge = a.stack == "engine-merged"
     texts = dialogues(a.data, generator._tokenizer, max(a.batch_list))
     for batch in a.batch_list:
         params = {"config": config, "adapter": str(adapter), "records": [{"dialogue": d} for d in texts[:batch]],
@@ -213,7 +215,8 @@ def emit(a, stack: str, batch: int, **values) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--stack", required=True, choices=["reference", "reference-static", "engine", "engine-4bit", "engine-no-graphs"])
+    p.add_argument("--stack", required=True, choices=["reference", "reference-static", "engine", "engine-merged", "engine-4bit",
+                                                   "engine-no-graphs"])
     p.add_argument("--model", required=True)
     p.add_argument("--data", default=str(ROOT / "samples/dialogsum/test.jsonl"))
     p.add_argument("--batches", default="1,16,64")

@@ -72,8 +72,8 @@ def test_decode_graphs_give_the_eager_loop_and_transformers_tokens(ws):
                                  pad=tok.pad_token_id, graphs=graphs, **kw)
 
     rows = [i % 3 != 0 for i in range(len(records))]
-    for scope, kw in ((torch.inference_mode(), {}), (model.disable_adapter(), {}), (torch.inference_mode(),
-                                                                                   {"adapter_rows": rows})):
+    for scope, kw in ((torch.inference_mode(), {}), (model.disable_adapter(), {}),
+                      (torch.inference_mode(), {"adapter_rows": rows})):
         with scope:
             graphs = decode.DecodeGraphs()
             captured = run(graphs, **kw)
