@@ -28,12 +28,15 @@ export interface PackageInfo {
 export interface EnvReport {
   python: { version: string; executable: string };
   platform: string;
-  torch: PackageInfo & { cuda: string | null };
+  /** cuda: torch.version.cuda (null: a CPU build); mps: Apple's Metal backend usable (absent before 2026-12-02). */
+  torch: PackageInfo & { cuda: string | null; mps?: boolean };
   transformers: PackageInfo;
   peft: PackageInfo;
   accelerate: PackageInfo;
   bitsandbytes: PackageInfo;
   cuda: { available: boolean; devices: GpuInfo[] };
+  /** The NVIDIA driver nvidia-smi reports, null without one (absent from engines before 2026-12-02). */
+  nvidia?: { driver: string | null };
 }
 export type InitializeResult = EnvReport;
 

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chooseTorchBuild, probeDriver } from './torch-build.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const venv = join(root, '.venv');
@@ -66,6 +67,36 @@ function stamp() {
   return h.digest('hex').slice(0, 16);
 }
 
+/**
+ * torch first, in the build this machine needs (scripts/torch-build.mjs; the table is in docs/setup.md): the choice
+ * and why are printed and recorded in .venv/.qlora-studio-torch.json. When the PyTorch index is unreachable, PyPI's
+ * default build is installed instead, and the record says so.
+ */
+async function installTorch(pip) {
+  const driver = probeDriver();
+  const build = chooseTorchBuild({ platform: process.platform, arch: process.arch, driver });
+  say(`torch build: ${build.variant}${build.indexUrl ? ` (${build.indexUrl})` : ' (PyPI)'} — ${build.reason}.`);
+  let source = build.indexUrl;
+  if (source && !(await reachable(`${source}/torch/`))) {
+    say(`${source} is not reachable from here: installing PyPI's default torch instead${process.platform === 'linux' ? ' (a CUDA build, ~3 GB; it runs on the CPU too)' : ''}.`);
+    source = null;
+  }
+  say(`installing torch${source ? ` from ${source}` : ' from PyPI'} ...`);
+  if (run(venvPython, [...pip, 'torch', ...(source ? ['--index-url', source] : [])]).status !== 0) {
+    fail('pip could not install torch (see above). Fix the cause, then run: npm run setup:engine');
+  }
+  writeFileSync(join(venv, '.qlora-studio-torch.json'), JSON.stringify({ ...build, driver, installedFrom: source ?? 'https://pypi.org/simple' }, null, 2) + '\n');
+}
+
+async function reachable(url) {
+  try {
+    const response = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    return response.status < 500;
+  } catch {
+    return false;
+  }
+}
+
 const { python, managed } = chooseInterpreter();
 let enginePython = python;
 if (managed) {
@@ -81,9 +112,10 @@ if (managed) {
       const r = run(python, ['-m', 'venv', venv]);
       if (r.status !== 0) fail(`could not create ${venv}. On Debian/Ubuntu: apt-get install python3-venv. Then run: npm run setup:engine`);
     }
-    say('installing torch, transformers, peft, bitsandbytes, accelerate (~3 GB on Linux; a few minutes) ...');
     const pip = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on'];
     if (run(venvPython, [...pip, '--upgrade', 'pip']).status !== 0) fail('pip could not upgrade itself (network?). Run: npm run setup:engine');
+    await installTorch(pip);
+    say('installing transformers, peft, bitsandbytes, accelerate and the rest (a few minutes) ...');
     if (run(venvPython, [...pip, '-e', `${join(root, 'engine')}[test]`]).status !== 0) {
       fail('pip could not install the engine dependencies (see above). Fix the cause, then run: npm run setup:engine');
     }

@@ -65,20 +65,36 @@ def gpu_devices() -> List[Dict[str, Any]]:
         return []
 
 
+def nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver version (nvidia-smi), or None without a driver: with torch's CUDA version it tells a CPU
+    build on a GPU machine, or a build newer than the driver runs (scripts/torch-build.mjs decides)."""
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 and out.stdout.strip() else ""
+    return first if first.replace(".", "").isdigit() else None
+
+
 def env_report() -> Dict[str, Any]:
     torch_info = package_info("torch")
     cuda_version = None
+    mps = False
     if torch_info["available"]:
         import torch
         cuda_version = torch.version.cuda
+        mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     devices = gpu_devices()
     return {
         "python": {"version": platform.python_version(), "executable": sys.executable},
         "platform": platform.platform(),
-        "torch": {**torch_info, "cuda": cuda_version},
+        "torch": {**torch_info, "cuda": cuda_version, "mps": mps},
         "transformers": package_info("transformers"),
         "peft": package_info("peft"),
         "accelerate": package_info("accelerate"),
         "bitsandbytes": package_info("bitsandbytes"),
         "cuda": {"available": bool(devices), "devices": devices},
+        "nvidia": {"driver": nvidia_driver()},
     }

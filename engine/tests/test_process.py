@@ -112,5 +112,8 @@ def test_env_flag_prints_the_report(capsys):
     from qlora_engine.__main__ import main
     assert main(["--env"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"python", "platform", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "cuda"}
+    assert set(report) == {"python", "platform", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "cuda",
+                           "nvidia"}
+    assert report["nvidia"]["driver"] is None or report["nvidia"]["driver"][0].isdigit()
+    assert isinstance(report["torch"]["mps"], bool)
     assert report["torch"]["available"] and report["cuda"]["available"] == bool(report["cuda"]["devices"])

@@ -3,6 +3,7 @@ import type { EnvReport, PackageInfo } from '../../../protocol/engine';
 import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, writeJson, type CliContext, type Command } from './subcommand';
 import { formatBytes } from '../../../protocol/format';
 import { table } from './output';
+import { torchMismatches } from '../../../scripts/torch-build.mjs';
 
 const usage = `Usage: qlora-studio env [options]
 
@@ -47,17 +48,25 @@ function version(info: PackageInfo): string {
   return `not available${info.error ? `: ${info.error}` : ''}`;
 }
 
-export function formatEnvReport(r: EnvReport): string {
+/** The report as text; `machine` is where the engine runs (this process's platform: the CLI starts it here). */
+export function formatEnvReport(r: EnvReport, machine: { platform: string; arch: string } = process): string {
+  const driver = r.nvidia?.driver ?? null;
+  const build = r.torch.cuda ? `  (CUDA ${r.torch.cuda})` : r.torch.mps ? '  (MPS)' : '  (CPU build)';
   const rows: string[][] = [
     ['Python', `${r.python.version}  (${r.python.executable})`],
     ['Platform', r.platform],
-    ['torch', r.torch.available ? `${version(r.torch)}${r.torch.cuda ? `  (CUDA ${r.torch.cuda})` : '  (CPU build)'}` : version(r.torch)],
+    ['Driver', driver ? `NVIDIA ${driver}` : 'no NVIDIA driver found (nvidia-smi)'],
+    ['torch', r.torch.available ? `${version(r.torch)}${build}` : version(r.torch)],
     ['transformers', version(r.transformers)],
     ['peft', version(r.peft)],
     ['accelerate', version(r.accelerate)],
     ['bitsandbytes', version(r.bitsandbytes)],
   ];
   const lines = [table(rows)];
+  if (r.torch.available) {
+    const mismatches = torchMismatches({ platform: machine.platform, arch: machine.arch, driver, torchCuda: r.torch.cuda, python: r.python.executable });
+    for (const m of mismatches) lines.push(`  → ${m.problem}. Fix: ${m.fix}`);
+  }
   const missing = (['torch', 'transformers', 'peft', 'accelerate'] as const).filter((name) => !r[name].available);
   if (missing.length) {
     lines.push(`  → training needs ${missing.join(', ')}: run \`npm run setup:engine\`, or install them into ${r.python.executable}`);
