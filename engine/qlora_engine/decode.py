@@ -99,7 +99,6 @@ class _Step:
     row_scale: Optional[torch.Tensor] = None
     graph: Any = None
     logits: Optional[torch.Tensor] = None
-    hooks: List[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from transformers import StaticCache
