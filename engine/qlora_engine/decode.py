@@ -329,7 +329,9 @@ def decode(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
     """Left-padded prompts -> up to max_new tokens per row. The caller holds inference mode and the seed."""
     rows, width = input_ids.shape
     dev = _hf(model).device
-    length = -(-(width + max_new) // LENGTH_STEP) * LENGTH_STEP
+    length = width + max_new
+    if _graphs_possible(model):  # rounded up so that batches of similar prompts replay one graph
+        length = -(-length // LENGTH_STEP) * LENGTH_STEP
     mixed = adapter_rows is not None
     step = (graphs or DecodeGraphs(limit=1)).step(model, rows, length, mixed)
     step.cache.reset()
