@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import inspect
 import logging
 from collections import OrderedDict
@@ -204,7 +205,19 @@ class DecodeGraphs:
         if found is None:
             while len(self._steps) >= self.limit:
                 self._steps.popitem(last=False)
-            found = _new_step(model, rows, length, mixed, self.weights(model, variant))
+            try:
+                found = _new_step(model, rows, length, mixed, self.weights(model, variant))
+            except torch.cuda.OutOfMemoryError:
+                # The dense copies and the other graphs' caches go, and the packed 4-bit kernels take over: slower,
+                # but this batch fits where it fitted before decode.py (a second OOM is the caller's to report).
+                log.warning("decode: out of GPU memory for %d rows x %d positions; dropping the dense weights and "
+                            "cached graphs", rows, length)
+                self.clear()
+                self.dense = False
+                gc.collect()
+                torch.cuda.empty_cache()
+                key = (rows, length, state, "plain")
+                found = _new_step(model, rows, length, mixed, {})
             self.captured += found.graph is not None
         self._steps[key] = found
         return found

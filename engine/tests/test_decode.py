@@ -129,3 +129,25 @@ def test_llama_family_with_grouped_kv_heads_equals_transformers():
                             eos=tok.eos_token_id, pad=pad)
     expected = out[:, encoded["input_ids"].shape[1]:].tolist()
     assert [row[:len(e)] for row, e in zip(got.tokens, expected)] == expected
+
+
+def test_out_of_memory_drops_dense_weights_and_graphs_then_retries(loaded, monkeypatch):
+    """A step that does not fit (a dense copy, or another graph's cache, on a small GPU) frees them and retries on the
+    packed weights instead of failing the request."""
+    model, _, _ = loaded
+    graphs = decode.DecodeGraphs(dense=True)
+    graphs._steps[("old",)] = object()
+    calls = []
+    original = decode._new_step
+
+    def tight(model_, rows, length, mixed, dense):
+        calls.append(dense)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(model_, rows, length, mixed, dense)
+    monkeypatch.setattr(decode, "_new_step", tight)
+    monkeypatch.setattr(decode, "dense_weights", lambda m: {})  # no 4-bit layers on the CPU
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    step = graphs.step(model, 2, 128, False)
+    assert calls == [{}, {}] and graphs.dense is False and ("old",) not in graphs._steps
+    assert graphs.step(model, 2, 128, False) is step  # kept under its key, reused
