@@ -26,11 +26,13 @@ export function compareVersions(a, b) {
   return 0;
 }
 
+/** MIN_DRIVER's column for a platform (every platform with NVIDIA drivers but Windows uses the Linux numbers). */
+const driverOs = (platform) => (platform === 'win32' ? 'win32' : 'linux');
+
 /** Newest CUDA major version a driver runs, or null when it is older than CUDA 11's minimum. */
 export function cudaMajorForDriver(driver, platform) {
-  const os = platform === 'win32' ? 'win32' : 'linux';
   for (const major of [13, 12, 11]) {
-    if (compareVersions(driver, MIN_DRIVER[major][os]) >= 0) return major;
+    if (compareVersions(driver, MIN_DRIVER[major][driverOs(platform)]) >= 0) return major;
   }
   return null;
 }
@@ -57,7 +59,7 @@ export function chooseTorchBuild({ platform, arch, driver }) {
     return {
       variant: 'cpu',
       indexUrl: `${TORCH_INDEX}/cpu`,
-      reason: `NVIDIA driver ${driver} is older than current torch builds need (CUDA 12: ${MIN_DRIVER[12][platform === 'win32' ? 'win32' : 'linux']} or newer): the CPU build until the driver is updated`,
+      reason: `NVIDIA driver ${driver} is older than current torch builds need (CUDA 12: ${MIN_DRIVER[12][driverOs(platform)]} or newer): the CPU build until the driver is updated`,
     };
   }
   if (major === 13) {
@@ -68,7 +70,7 @@ export function chooseTorchBuild({ platform, arch, driver }) {
   return {
     variant: 'cu128',
     indexUrl: `${TORCH_INDEX}/cu128`,
-    reason: `NVIDIA driver ${driver} runs CUDA 12, not 13 (needs ${MIN_DRIVER[13][platform === 'win32' ? 'win32' : 'linux']}): the CUDA 12.8 build from the PyTorch index`,
+    reason: `NVIDIA driver ${driver} runs CUDA 12, not 13 (needs ${MIN_DRIVER[13][driverOs(platform)]}): the CUDA 12.8 build from the PyTorch index`,
   };
 }
 
@@ -87,9 +89,8 @@ export function torchMismatches({ platform, arch, driver, torchCuda, python }) {
     const needed = Number(torchCuda.split('.')[0]);
     const runs = cudaMajorForDriver(driver, platform);
     if (runs === null || needed > runs) {
-      const os = platform === 'win32' ? 'win32' : 'linux';
       out.push({
-        problem: `torch was built for CUDA ${torchCuda}, which needs NVIDIA driver ${MIN_DRIVER[needed]?.[os] ?? 'newer'} or newer; this one is ${driver}`,
+        problem: `torch was built for CUDA ${torchCuda}, which needs NVIDIA driver ${MIN_DRIVER[needed]?.[driverOs(platform)] ?? 'newer'} or newer; this one is ${driver}`,
         fix: want.variant === 'cpu' ? `update the NVIDIA driver, or: ${install(want)}` : `update the NVIDIA driver, or install the build it runs: ${install(want)}`,
       });
     }

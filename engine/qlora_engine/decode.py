@@ -110,10 +110,12 @@ class _Step:
         self.pos = torch.zeros(self.rows, 1, dtype=torch.long, device=dev)
         self.mask = torch.zeros(self.rows, 1, 1, self.length, dtype=torch.bool, device=dev)
         self.cpos = torch.zeros(1, dtype=torch.long, device=dev)
+        self._hf = hf
         self._kwarg = _cache_kwarg(hf)
+        # the step's LoRA B modules, found once: the model's modules do not change while a step lives
+        self._lora_bs = _lora_bs(self.model) if self.mixed else []
         if self.mixed:
-            bs = _lora_bs(self.model)
-            dtype = bs[0].weight.dtype if bs else hf.dtype
+            dtype = self._lora_bs[0].weight.dtype if self._lora_bs else hf.dtype
             self.row_scale = torch.ones(self.rows, 1, 1, dtype=dtype, device=dev)
 
     @contextlib.contextmanager
@@ -123,7 +125,7 @@ class _Step:
         handles = []
         if self.row_scale is not None:
             scale = self.row_scale
-            handles = [b.register_forward_hook(lambda _m, _i, out: out * scale) for b in _lora_bs(self.model)]
+            handles = [b.register_forward_hook(lambda _m, _i, out: out * scale) for b in self._lora_bs]
         try:
             with _dense_linears(self.dense):
                 yield
@@ -132,7 +134,7 @@ class _Step:
                 handle.remove()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        out = _hf(self.model)(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+        out = self._hf(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                               logits_to_keep=1, **{self._kwarg: self.cache})
         return out.logits[:, -1]
 
