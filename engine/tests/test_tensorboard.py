@@ -2,12 +2,16 @@
 tells TensorBoard where it picked up."""
 from __future__ import annotations
 
+import builtins
 import json
 import struct
 import threading
 
+import pytest
+
 from test_resume import CancelAt, metrics, resume_config
 
+from qlora_engine.errors import BadConfig
 from qlora_engine.recipe import Recipe
 
 
@@ -60,3 +64,19 @@ def test_without_the_switch_nothing_is_written(ws):
     Recipe(config, ws.runs / "plain").run()
     assert not (ws.runs / "plain" / "tensorboard").exists()
     assert json.loads((ws.runs / "plain" / "run.json").read_text())["status"] == "completed"
+
+
+def test_without_tensorboardx_the_config_is_refused_before_anything_is_written(ws, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_tensorboardx(name, *args, **kwargs):
+        if name == "tensorboardX":
+            raise ImportError("No module named 'tensorboardX'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    config = resume_config(ws)
+    config["log"] = {"tensorboard": True}
+    with pytest.raises(BadConfig) as info:
+        Recipe(config, ws.runs / "no-tb").validate()
+    assert info.value.field == "log.tensorboard" and "pip install tensorboardX" in info.value.message
+    assert not (ws.runs / "no-tb").exists()
