@@ -7,6 +7,7 @@ before it stopped: the writer opens at the first step this process logs, with th
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -33,7 +34,11 @@ class TensorBoardLog(Events):
             return
         if self._writer is None:
             from tensorboardX import SummaryWriter
-            self._writer = SummaryWriter(logdir=str(self.folder), purge_step=step, flush_secs=10)
+            # tensorboardX names files by the second and the host only: a resume within the same second would
+            # overwrite the earlier file. TensorBoard reads a folder's files in name order, so the first step
+            # goes in zero-padded and later processes sort after earlier ones.
+            self._writer = SummaryWriter(logdir=str(self.folder), purge_step=step, flush_secs=10,
+                                         filename_suffix=f".step{step:09d}.pid{os.getpid()}")
         self._writer.add_scalar(tag, float(value), step)
 
     def progress(self, params: Dict[str, Any]) -> None:
