@@ -27,6 +27,10 @@ class Rule:
     exclusive_minimum: Optional[float] = None
 
 
+# How records become text (docs/chat-datasets.md): a prompt template, or a chat format rendered by a chat template.
+CHAT_FORMATS = ("messages", "sharegpt", "alpaca")
+DATA_FORMATS = ("auto", "template") + CHAT_FORMATS
+
 RULES: Dict[str, Rule] = {
     "model": Rule("str", required=True),
     "trust_remote_code": Rule("bool", False),
@@ -41,7 +45,9 @@ RULES: Dict[str, Rule] = {
     "data.validation": Rule("path?", None),
     "data.test": Rule("path?", None),
     "data.validation_split": Rule("number", 0.05, minimum=0, maximum=0.5),
-    "template": Rule("path", required=True),
+    "data.format": Rule("enum", "auto", enum=DATA_FORMATS),
+    "template": Rule("path?", None),
+    "chat_template": Rule("path?", None),
     "max_length": Rule("int", 1024, minimum=16, maximum=131072),
     "loss_on": Rule("enum", "response", enum=("response", "all")),
     "packing": Rule("bool", False),
@@ -95,6 +101,7 @@ class DataConfig:
     validation: Optional[str]
     test: Optional[str]
     validation_split: float
+    format: str  # DATA_FORMATS; "auto" until chat.resolve_format reads the first training record
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,8 @@ class Config:
     compute_dtype: str
     lora: LoraConfig
     data: DataConfig
-    template: str
+    template: Optional[str]  # the prompt template; None for chat formats
+    chat_template: Optional[str]  # a chat template file overriding the model's own
     max_length: int
     loss_on: str
     packing: bool
@@ -284,6 +292,17 @@ def parse_config(raw: Any) -> Config:
         return {p.split(".", 1)[1]: v for p, v in values.items() if p.startswith(name + ".")}
 
     top = {p: v for p, v in values.items() if "." not in p}
+    fmt = values["data.format"]
+    if fmt in CHAT_FORMATS and top["template"] is not None:
+        raise BadConfig(f"template is a prompt template, which data.format {fmt} does not use: chat records are "
+                        "rendered by the chat template (the model's own, or chat_template:). Remove one of the two.",
+                        field="template")
+    if fmt == "template" and top["template"] is None:
+        raise BadConfig("data.format template needs template: a prompt template file (.prompt.yaml).",
+                        field="template")
+    if top["chat_template"] is not None and (fmt == "template" or (fmt == "auto" and top["template"] is not None)):
+        raise BadConfig("chat_template renders chat datasets; this config uses the prompt template instead. Remove "
+                        "chat_template, or template to train on chat records.", field="chat_template")
     return Config(lora=LoraConfig(**section("lora")), data=DataConfig(**section("data")),
                   train=TrainConfig(**section("train")), eval=EvalConfig(**section("eval")),
                   log=LogConfig(**section("log")), **top)

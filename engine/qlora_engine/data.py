@@ -1,4 +1,4 @@
-"""Training data: JSONL records -> template -> token ids + labels -> (optionally packed) batches.
+"""Training data: JSONL records -> template (or chat template) -> token ids + labels -> (optionally packed) batches.
 
 - Records are read with 1-based line numbers so every error says file:line (and column for bad JSON).
 - Prompt and response are tokenized separately and concatenated, so the loss boundary is exact (a BPE merge
@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence as Seq, Tuple
 
 import torch
 
+from .chat import ChatData
 from .config import Config
 from .errors import BadConfig, BadDataset, BadTemplate
 from .packing import block_causal_mask, pack
@@ -177,6 +178,40 @@ def encode(records: Seq[Record], template: PromptTemplate, tokenizer: Any, *, ma
     return out, dropped
 
 
+def encode_chat(records: Seq[Record], chat: ChatData, tokenizer: Any, *, max_length: int, loss_on: str,
+                path: str | Path, kept: Optional[List[Record]] = None) -> Tuple[List[Sequence], int]:
+    """Chat records as encode() does templated ones: each record's text cut into untrained and trained pieces
+    (chat.ChatTemplate.segments), every piece tokenized on its own so a trained span starts and ends on a token
+    boundary, without added special tokens (the chat template writes them) and without an appended EOS (its
+    end-of-turn marker ends each turn)."""
+    pieces: List[List[Tuple[str, bool]]] = []
+    for record in records:
+        turns = chat.turns(record.fields, file=str(path), line=record.line)
+        try:
+            pieces.append(chat.template.segments(turns))
+        except BadTemplate as exc:
+            raise BadTemplate(f"{Path(path).name}:{record.line}: {exc.message}", file=exc.file, line=exc.line,
+                              field=exc.field) from None
+    flat = _tokenize(tokenizer, [text for segments in pieces for text, _ in segments], add_special_tokens=False)
+    out: List[Sequence] = []
+    dropped = at = 0
+    for record, segments in zip(records, pieces):
+        ids: List[int] = []
+        labels: List[int] = []
+        for (_, trained), piece in zip(segments, flat[at:at + len(segments)]):
+            ids += piece
+            labels += piece if trained or loss_on == "all" else [IGNORE] * len(piece)
+        at += len(segments)
+        if len(ids) > max_length:
+            dropped += 1
+            continue
+        if kept is not None:
+            kept.append(record)
+        labels[0] = IGNORE
+        out.append(Sequence(ids, labels, (len(ids),)))
+    return out, dropped
+
+
 def _tokenize(tokenizer: Any, texts: List[str], *, add_special_tokens: bool) -> List[List[int]]:
     ids: List[List[int]] = []
     for start in range(0, len(texts), 512):  # batched calls are much faster with fast tokenizers
@@ -194,20 +229,26 @@ def split_validation(records: List[Record], fraction: float, seed: int) -> Tuple
     return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
 
 
-def load_dataset(config: Config, template: PromptTemplate, tokenizer: Any) -> Dataset:
+def load_dataset(config: Config, text: "PromptTemplate | ChatData", tokenizer: Any) -> Dataset:
+    """The training and validation rows. `text` renders records: the prompt template, or a chat format and its
+    chat template (chat.load_chat)."""
+    templated = isinstance(text, PromptTemplate)
     train_records = read_jsonl(config.data.train, field="data.train")
-    check_fields(train_records, template, config.data.train)
+    if templated:
+        check_fields(train_records, text, config.data.train)
     if config.data.validation is not None:
         val_records = read_jsonl(config.data.validation, field="data.validation")
-        check_fields(val_records, template, config.data.validation)
+        if templated:
+            check_fields(val_records, text, config.data.validation)
     else:
         train_records, val_records = split_validation(train_records, config.data.validation_split,
                                                       config.train.seed)
     common = dict(max_length=config.max_length, loss_on=config.loss_on)
-    train, dropped_train = encode(train_records, template, tokenizer, path=config.data.train, **common)
+    encoder = encode if templated else encode_chat
+    train, dropped_train = encoder(train_records, text, tokenizer, path=config.data.train, **common)
     val_path = config.data.validation or config.data.train
     val_kept: List[Record] = []
-    validation, dropped_val = encode(val_records, template, tokenizer, path=val_path, kept=val_kept, **common)
+    validation, dropped_val = encoder(val_records, text, tokenizer, path=val_path, kept=val_kept, **common)
     if not train:
         raise BadDataset(f"all {dropped_train} training records are longer than max_length={config.max_length} "
                          "tokens; raise max_length or shorten the records.", file=config.data.train,

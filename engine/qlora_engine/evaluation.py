@@ -4,7 +4,7 @@
 - ROUGE (train.rouge_every > 0): greedy generations (eval.max_new_tokens, eval.batch_size, the template's stop
   strings) of the model being trained, on the first train.rouge_samples validation records, scored by
   rouge_score 0.1.2 (rouge.py) against their references (eval.references, or the response variable and its
-  numbered variants); the mean F per type.
+  numbered variants; a chat record's final assistant turn); the mean F per type.
 - Best (train.best_metric): the lowest eval_loss or the highest ROUGE F so far; ties keep the earlier step.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .passes import pass_loss_sum, plan_passes, step_targets
 from . import varlen
 from .rouge import RougeScorer, reference_fields, references
 from .template import PromptTemplate
+from .chat import ChatData, reference
 
 
 @dataclass
@@ -37,7 +38,7 @@ class RougeSample:
     scorer: RougeScorer
 
 
-def plan_evaluation(config: Config, template: PromptTemplate, dataset: Dataset) -> Optional[RougeSample]:
+def plan_evaluation(config: Config, text: "PromptTemplate | ChatData", dataset: Dataset) -> Optional[RougeSample]:
     """Checks train.rouge_every / best_metric / early_stopping against the rest of the config and the data
     (BadConfig / BadDataset naming the field, file and line); returns the ROUGE sample, or None without
     rouge_every."""
@@ -58,10 +59,14 @@ def plan_evaluation(config: Config, template: PromptTemplate, dataset: Dataset) 
     if not train.rouge_every:
         return None
     records = dataset.validation_records[:train.rouge_samples]
-    names, explicit = reference_fields(config.eval.references, template, dataset.validation_records)
+    if isinstance(text, ChatData):  # scored against each conversation's final assistant turn
+        turns = [text.turns(r.fields, file=dataset.validation_path, line=r.line) for r in records]
+        return RougeSample(prompts=[text.template.prompt(t) for t in turns], references=[[reference(t)] for t in turns],
+                           fields=(), stops=text.stop, scorer=RougeScorer())
+    names, explicit = reference_fields(config.eval.references, text, dataset.validation_records)
     refs = references(records, names, explicit, dataset.validation_path)
-    return RougeSample(prompts=[template.render_prompt(r.fields) for r in records], references=refs, fields=names,
-                       stops=template.stop, scorer=RougeScorer())
+    return RougeSample(prompts=[text.render_prompt(r.fields) for r in records], references=refs, fields=names,
+                       stops=text.stop, scorer=RougeScorer())
 
 
 def validation_loss(model: Any, rows: Sequence[Row], *, micro_batch_size: int, max_batches: int, pad_id: int,

@@ -35,6 +35,7 @@ from .errors import BadConfig, BadDataset, InvalidParams, ModelNotFound
 from .model import check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer
 from .streaming import Emit, RowStreamer, cut_at_stop
 from .template import PromptTemplate, load_template
+from .chat import ChatData, load_chat, resolve_format
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +271,15 @@ class Generator:
                 "streamId": stream_id, "index": first_index + row // rows_per_record,
                 "base": rows_per_record == 2 and row % 2 == 1, "text": text, "done": done})
 
-        template = load_template(config.template)
-        prompts = render_prompts(template, records)
+        config = resolve_format(config)
+        template = load_template(config.template) if config.data.format == "template" else None
+        prompts = render_prompts(template, records) if template else []
         self._base(config)
+        if template is None:  # chat: the run's chat template, through the tokenizer just loaded
+            chat = load_chat(config, self._tokenizer)
+            prompts, stops = render_chat_prompts(chat, records), chat.stop
+        else:
+            stops = template.stop
         if adapter is not None:
             self._select_adapter(adapter)
         from peft import PeftModel
@@ -283,12 +290,12 @@ class Generator:
         if temperature > 0:
             torch.manual_seed(seed)
         if also_base:
-            return self._generate_both(prompts, template.stop, config, started, max_new=max_new,
+            return self._generate_both(prompts, stops, config, started, max_new=max_new,
                                        temperature=temperature, top_p=top_p, batch_size=batch_size, emitter=emitter)
         with scope, torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
                 completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
-                                              stops=template.stop, max_new=max_new, max_length=config.max_length,
+                                              stops=stops, max_new=max_new, max_length=config.max_length,
                                               temperature=temperature, top_p=top_p, first_index=start,
                                               emit=emitter(start, 1), graphs=self._graphs)
         return {"completions": completions, "seconds": time.perf_counter() - started}
@@ -324,6 +331,18 @@ def _dense_fits(model: Any) -> bool:
     log.info("decode: %s 4-bit weights (%.1f GiB dense, %.1f GiB free)", "dequantized" if fits else "packed",
              need / 2**30, free / 2**30)
     return fits
+
+
+def render_chat_prompts(chat: ChatData, records: List[Dict[str, Any]]) -> List[str]:
+    """Each record's conversation up to its final assistant turn (or through its last user turn), with the
+    template's generation prompt; a record that is no conversation is a BadDataset naming records[i]."""
+    prompts = []
+    for index, record in enumerate(records):
+        try:
+            prompts.append(chat.render_prompt(record))
+        except BadDataset as exc:
+            raise BadDataset(f"records[{index}]: {exc.message}", line=index + 1, field=exc.field) from None
+    return prompts
 
 
 def render_prompts(template: PromptTemplate, records: List[Dict[str, Any]]) -> List[str]:

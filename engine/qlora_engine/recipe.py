@@ -62,6 +62,7 @@ from .plan import resolve
 from . import varlen
 from .protocol import ERROR_CODES, RUN_FOLDER
 from .template import load_template
+from .chat import load_chat, resolve_format
 
 __all__ = ["Recipe", "Events", "NullEvents"]
 log = logging.getLogger(__name__)
@@ -152,14 +153,15 @@ class Recipe:
     # ------------------------------------------------------------------ validate
     def validate(self) -> Dict[str, int]:
         """Check every input; return the DataSummary. Raises EngineError; creates and writes nothing."""
-        config = parse_config(self.raw_config)
+        config = resolve_format(parse_config(self.raw_config))
         self._check_run_dir()
         check_device_support(config)
-        template = load_template(config.template)
+        template = load_template(config.template) if config.data.format == "template" else None
         self._source, _ = check_model(config)
         self._tokenizer = load_tokenizer(config, self._source)
-        self._dataset = load_dataset(config, template, self._tokenizer)
-        self._rouge = plan_evaluation(config, template, self._dataset)
+        text = template or load_chat(config, self._tokenizer)
+        self._dataset = load_dataset(config, text, self._tokenizer)
+        self._rouge = plan_evaluation(config, text, self._dataset)
         stopping = config.train.early_stopping
         # Early stopping keeps the best checkpoint: by best_metric, else by the metric it watches.
         self.best = BestTracker(config.train.best_metric or (stopping.metric if stopping else None),
