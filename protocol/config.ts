@@ -26,7 +26,16 @@ export interface DataConfig {
   test: string | null;
   /** Fraction of train held out for validation when `validation` is null (0 disables eval). */
   validation_split: number;
+  /**
+   * How records become text (docs/chat-datasets.md): the prompt template, or a chat format rendered by the chat
+   * template. Resolved configs never hold `auto`: loading reads it off `template` or the first training record.
+   */
+  format: DataFormat;
 }
+
+export type ChatFormat = 'messages' | 'sharegpt' | 'alpaca';
+export type DataFormat = 'template' | ChatFormat;
+export const CHAT_FORMATS: readonly ChatFormat[] = ['messages', 'sharegpt', 'alpaca'];
 
 /** End training once `metric` has not improved by more than min_delta for `patience` evaluations in a row. */
 export interface EarlyStopping {
@@ -108,8 +117,10 @@ export interface ResolvedConfig {
   compute_dtype: ComputeDtype;
   lora: LoraConfig;
   data: DataConfig;
-  /** Absolute path of the prompt template (YAML with `prompt` and `response` Jinja parts). */
-  template: string;
+  /** Absolute path of the prompt template (YAML with `prompt` and `response` Jinja parts); null for chat data. */
+  template: string | null;
+  /** Absolute path of a chat template (Jinja) in place of the model's own; chat data only. */
+  chat_template: string | null;
   max_length: number;
   loss_on: LossOn;
   packing: boolean;

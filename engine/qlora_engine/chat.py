@@ -225,9 +225,8 @@ class ChatTemplate:
 
     def prompt(self, turns: Sequence[Turn]) -> str:
         """What the model sees before it writes the final assistant turn (or the next one, when the turns end with
-        the user's)."""
-        last = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
-        return self.render(turns if last is None else turns[:last], True)
+        a user turn: a prompt for generation)."""
+        return self.render(turns[:-1] if turns[-1]["role"] == "assistant" else turns, True)
 
 
 def reference(turns: Sequence[Turn]) -> str:

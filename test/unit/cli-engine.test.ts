@@ -218,6 +218,37 @@ describe('cli against the real engine', () => {
     assert.equal(fs.existsSync(path.join(dir, 'merged-2')), false);
   });
 
+  engineIt('chat data: samples/chat/tiny.yaml (ShareGPT, detected) trains, and eval prompts through the chat template, scored against the last assistant turn', async () => {
+    const runsDir = path.join(dir, 'runs-chat');
+    const chatYaml = path.join(repo, 'samples', 'chat', 'tiny.yaml');
+    const trained = await inProcess(['train', chatYaml, '--max-steps', '2', '--json', '--runs-dir', runsDir]);
+    assert.equal(trained.code, 0, explain(trained));
+    const runDir = trained.events.at(-1)!.run_dir as string;
+    assert.match(fs.readFileSync(path.join(runDir, 'config.yaml'), 'utf8'), /format: sharegpt/);
+    const out = path.join(dir, 'chat-eval');
+    const r = await inProcess(['eval', '--adapter', runDir, '--split', 'validation', '--limit', '3', '--max-new-tokens', '4', '--out', out, '--json']);
+    assert.equal(r.code, 0, explain(r));
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as { template: string; referenceFields: string[]; generation: { stop: string[] }; examples: { references: string[]; input: string }[] };
+    assert.equal(report.template, path.join(repo, 'samples', 'chat', 'chatml.jinja'));
+    assert.deepEqual([report.referenceFields, report.generation.stop], [['the last assistant turn'], ['<|im_end|>']]);
+    const records = fs.readFileSync(path.join(repo, 'samples', 'chat', 'sharegpt.validation.jsonl'), 'utf8').split('\n').slice(0, 3).map((l) => JSON.parse(l) as { conversations: { value: string }[] });
+    assert.deepEqual(report.examples.map((e) => e.references), records.map((c) => [c.conversations.at(-1)!.value]));
+    assert.deepEqual(report.examples.map((e) => e.input), records.map((c) => c.conversations.at(-2)!.value));
+
+    // A malformed conversation: exit 2 naming the file, line and field, before anything is written.
+    const badDir = path.join(dir, 'chat-bad');
+    fs.mkdirSync(badDir);
+    const lines = fs.readFileSync(path.join(repo, 'samples', 'chat', 'sharegpt.jsonl'), 'utf8').split('\n').slice(0, 3);
+    lines[1] = lines[1]!.replace('"from": "gpt"', '"from": "bot"');
+    fs.writeFileSync(path.join(badDir, 'train.jsonl'), `${lines.join('\n')}\n`);
+    const badYaml = path.join(badDir, 'finetune.yaml');
+    fs.writeFileSync(badYaml, `model: ${path.join(repo, 'samples', 'models', 'tiny-phi')}\nquantization: none\ndata: { train: train.jsonl, validation_split: 0 }\nchat_template: ${path.join(repo, 'samples', 'chat', 'chatml.jinja')}\n`);
+    const bad = await inProcess(['train', badYaml, '--max-steps', '1', '--runs-dir', path.join(badDir, 'runs')]);
+    assert.equal(bad.code, 2, explain(bad));
+    assert.match(bad.stderr, /train\.jsonl:2.*conversations\[1\]\.from: unknown role "bot"/);
+    assert.equal(fs.existsSync(path.join(badDir, 'runs')) && listRuns(path.join(badDir, 'runs')).length > 0, false);
+  });
+
   engineIt('bad input (bin): exit 2 with file:line:col field: message on stderr, before the engine starts', async () => {
     const runsDir = path.join(dir, 'runs-bad-bin');
     const r = await qlora(['train', variant('lr-bin', (y) => y.replace('learning_rate: 1.0e-2', 'learning_rate: -0.001')), '--runs-dir', runsDir, '--json']);

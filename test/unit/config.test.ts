@@ -15,6 +15,7 @@ before(() => {
   fs.mkdirSync(path.join(dir, 'models', 'tiny'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'data', 'train.jsonl'), '{"dialogue":"a","summary":"b"}\n');
   fs.writeFileSync(path.join(dir, 'data', 'val.jsonl'), '{"dialogue":"a","summary":"b"}\n');
+  fs.writeFileSync(path.join(dir, 'data', 'chat.jsonl'), '{"conversations":[{"from":"human","value":"a"},{"from":"gpt","value":"b"}]}\n');
   fs.writeFileSync(path.join(dir, 'prompt.yaml'), 'prompt: "{{ dialogue }}"\nresponse: "{{ summary }}"\n');
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -79,6 +80,23 @@ describe('config: defaults and paths', () => {
     assert.equal(result.config.data.train, path.join(dir, 'data', 'train.jsonl'));
     assert.equal(result.config.template, path.join(dir, 'prompt.yaml'));
     assert.ok(path.isAbsolute(result.config.data.train));
+  });
+
+  it('resolves data.format: the prompt template when one is set, else the first record\'s chat format', () => {
+    const templated = load(minimal);
+    assert.ok(templated.ok);
+    assert.equal(templated.config.data.format, 'template');
+    assert.equal(templated.config.chat_template, null);
+    const chat = load(`model: ./models/tiny\ndata: { train: data/chat.jsonl }\nchat_template: prompt.yaml\n`);
+    assert.ok(chat.ok, JSON.stringify(!chat.ok && chat.errors.map((e) => e.format())));
+    assert.equal(chat.config.data.format, 'sharegpt');
+    assert.equal(chat.config.template, null);
+    assert.equal(chat.config.chat_template, path.join(dir, 'prompt.yaml'));
+    for (const sample of ['smollm2.yaml', 'tiny.yaml']) {
+      const result = loadConfig(path.join(repo, 'samples', 'chat', sample));
+      assert.ok(result.ok, JSON.stringify(!result.ok && result.errors.map((e) => e.format())));
+      assert.equal(result.config.data.format, sample === 'tiny.yaml' ? 'sharegpt' : 'messages');
+    }
   });
 
   it('treats a model that is not path-like and not a folder as a hub id', () => {
@@ -157,7 +175,7 @@ describe('config: errors name file, line, column and field', () => {
     [
       'unknown top-level key',
       `epochs: 3\n${minimal}`,
-      ['finetune.yaml:1:1 epochs: unknown key "epochs"; expected one of: model, trust_remote_code, quantization, double_quant, compute_dtype, lora, data, template, max_length, loss_on, packing, train'],
+      ['finetune.yaml:1:1 epochs: unknown key "epochs"; expected one of: model, trust_remote_code, quantization, double_quant, compute_dtype, lora, data, template, chat_template, max_length, loss_on, packing, train'],
     ],
     ['wrong type', `${minimal}max_length: long\n`, ['finetune.yaml:5:13 max_length: must be an integer (got "long")']],
     ['wrong type in a flow mapping', `${minimal}lora: { r: 8, dropout: "high" }\n`, ['finetune.yaml:5:24 lora.dropout: must be a number (got "high")']],
@@ -170,7 +188,6 @@ describe('config: errors name file, line, column and field', () => {
       'data:\n  validation: data/val.jsonl\n',
       [
         'finetune.yaml:1:1 model: is required but missing',
-        'finetune.yaml:1:1 template: is required but missing',
         'finetune.yaml:2:3 data.train: is required but missing',
       ],
     ],
@@ -194,9 +211,29 @@ describe('config: errors name file, line, column and field', () => {
       minimal.replace('./models/tiny', './models/huge'),
       [`finetune.yaml:1:8 model: model folder not found: ${path.join('<dir>', 'models', 'huge')} (a hub id looks like microsoft/phi-2)`],
     ],
+    [
+      'a data file whose format cannot be told, without a template',
+      minimal.replace('template: prompt.yaml\n', ''),
+      ['finetune.yaml:3:3 data.format: cannot tell the format of train.jsonl: its first record has dialogue, summary. Give a prompt template (template:) or name a chat format in data.format (messages, sharegpt, alpaca).'],
+    ],
+    [
+      'a prompt template with a chat format',
+      minimal.replace('  train: data/train.jsonl\n', '  train: data/train.jsonl\n  format: messages\n'),
+      ["finetune.yaml:5:11 template: is a prompt template, which data.format messages does not use: chat records are rendered by the chat template (the model's own, or chat_template:). Remove one of the two."],
+    ],
+    [
+      'a chat template with a prompt template',
+      `${minimal}chat_template: prompt.yaml\n`,
+      ['finetune.yaml:5:16 chat_template: renders chat datasets; this config uses the prompt template instead. Remove chat_template, or template to train on chat records.'],
+    ],
+    [
+      'eval.references with chat data',
+      `model: ./models/tiny\ndata: { train: data/chat.jsonl }\neval: { references: [summary] }\n`,
+      ['finetune.yaml:3:21 eval.references: names record fields for prompt templates; chat records are scored against their last assistant turn. Remove eval.references.'],
+    ],
     ['YAML syntax error', `${minimal}train: [1\n`, ['finetune.yaml:6:1: YAML: ']],
     ['duplicate key', `${minimal}max_length: 1\nmax_length: 2\n`, ['finetune.yaml:6:1: YAML: Map keys must be unique']],
-    ['not a mapping', '- a\n- b\n', ['finetune.yaml:1:1: the config must be a mapping with at least model, data and template']],
+    ['not a mapping', '- a\n- b\n', ['finetune.yaml:1:1: the config must be a mapping with at least model and data (and template, unless the data is a chat format)']],
   ];
 
   for (const [what, text, expected] of cases) {

@@ -17,7 +17,7 @@ import { settings } from '../settings';
 
 const CreateFromSample = '$(add) Create a config from the sample…';
 
-/** Config files in the workspace: YAML with top-level `model:` and `template:` (run folders excluded). */
+/** Config files in the workspace: YAML with top-level `model:` and `data:` (run folders excluded). */
 async function findConfigs(runsDir: string): Promise<vscode.Uri[]> {
   const files = await vscode.workspace.findFiles('**/*.{yaml,yml}', '{**/node_modules/**,**/.venv/**,**/.git/**}', 200);
   const out: vscode.Uri[] = [];
@@ -25,7 +25,7 @@ async function findConfigs(runsDir: string): Promise<vscode.Uri[]> {
     if (uri.fsPath.startsWith(runsDir + path.sep)) continue;
     try {
       const text = fs.readFileSync(uri.fsPath, 'utf8');
-      if (/^model\s*:/m.test(text) && /^template\s*:/m.test(text)) out.push(uri);
+      if (/^model\s*:/m.test(text) && /^data\s*:/m.test(text)) out.push(uri);
     } catch {
       // unreadable: not a candidate
     }

@@ -37,6 +37,8 @@ side by side.
 
 The references are the config's eval.references, or by default the template response's variable and its numbered
 variants found in the records (summary, summary1, summary2, ...: DialogSum's test split has summary1..summary3).
+Chat records (data.format messages, sharegpt, alpaca) are prompted with the conversation up to their last
+assistant turn, through the chat template, and scored against that turn.
 Without <config.yaml>, the run's own config.yaml (the config as run) is used.
 
 Options:
@@ -93,7 +95,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   let configFile: string | null = null;
   const fail = (error: EvalInputError): number => {
     const located = locateEngineError({ message: error.message, file: error.file ?? undefined, line: error.line || undefined, field: error.field ?? undefined }, configFile ?? undefined);
-    if (!located.file && configFile && error.field && /^(data|eval|template)\b/.test(error.field)) located.file = configFile;
+    if (!located.file && configFile && error.field && /^(data|eval|template|chat_template)\b/.test(error.field)) located.file = configFile;
     ctx.stderr.write(`${formatEngineError(located, ctx.cwd)}\n`);
     if (json) writeJson(ctx.stdout, { event: 'error', ...located });
     return ExitCode.BadInput;

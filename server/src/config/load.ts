@@ -9,6 +9,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { ResolvedConfig } from '../../../protocol/config';
 import { expandHome } from '../engine-client/python';
 import { ConfigError, fieldName } from './errors';
+import { resolveDataFormat } from './format';
 import { fieldSegments, YamlPositions } from './positions';
 import { validateAgainstSchema, type SchemaProblem } from './validate';
 
@@ -53,7 +54,7 @@ export function loadConfigText(text: string, file: string, options: LoadOptions 
   const data: unknown = doc.toJS();
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     const pos = positions.nearest([]);
-    const message = 'the config must be a mapping with at least model, data and template';
+    const message = 'the config must be a mapping with at least model and data (and template, unless the data is a chat format)';
     return { ok: false, errors: [new ConfigError(file, pos.line, pos.column, '', message)] };
   }
 
@@ -172,7 +173,13 @@ function resolvePaths(
   config.data.train = needFile(['data', 'train'], config.data.train);
   if (config.data.validation !== null) config.data.validation = needFile(['data', 'validation'], config.data.validation);
   if (config.data.test !== null) config.data.test = needFile(['data', 'test'], config.data.test);
-  config.template = needFile(['template'], config.template);
+  if (config.template !== null) config.template = needFile(['template'], config.template);
+  if (config.chat_template !== null) config.chat_template = needFile(['chat_template'], config.chat_template);
+  if (errors.length === 0) {
+    const resolved = resolveDataFormat(config);
+    if ('problem' in resolved) fail(resolved.problem.segments, resolved.problem.message);
+    else config.data.format = resolved.format;
+  }
   return sortErrors(errors);
 }
 

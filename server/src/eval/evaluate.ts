@@ -23,22 +23,13 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import { ErrorCodes, type Completion, type GenerateParams, type GenerateResult } from '../../../protocol/engine';
 import { AdapterConfigFile, RunFolder } from '../../../protocol/run-folder';
 import { EngineError } from '../engine-client/rpc';
-import { renderPrompt } from '../templates/template';
 import { loadTokenizer } from '../tokenizer/load';
 import { bootstrapAggregate, meanScores } from './aggregate';
-import {
-  checkPromptFields,
-  EvalInputError,
-  loadTemplateInfo,
-  readRecords,
-  referenceFields,
-  referencesOf,
-  type DataRecord,
-  type TemplateInfo,
-} from './records';
+import { EvalInputError, readRecords, type DataRecord } from './records';
 import { METRICS, REPORT_VERSION, type EvalReport, type EvalSplit, type ExampleRow, type MetricName, type Prediction } from './report';
 import { RougeScorer, type Score } from './rouge';
 import { chunksOf, lengthOrder } from './schedule';
+import { evalTexts } from './texts';
 
 export { EvalInputError } from './records';
 
@@ -99,6 +90,8 @@ export interface PreparedEvaluation {
   /** Indices of `records` in generation order: longest prompt first (tokens, or characters without a tokenizer). */
   order: number[];
   stop: string[];
+  /** The prompt template, or the chat template, the prompts were rendered with. */
+  templateFile: string;
   maxNewTokens: number;
   batchSize: number;
   chunkSize: number;
@@ -157,14 +150,11 @@ export async function prepareEvaluation(options: EvaluateOptions): Promise<Prepa
     }
   }
   const dataFile = splitFile(config, split);
-  const info = loadTemplateInfo(config.template);
   const all = readRecords(dataFile, `data.${split}`);
   if (all.length === 0) throw new EvalInputError(`${path.basename(dataFile)} has no records (one JSON object per line)`, dataFile, 0, `data.${split}`);
   const chosen = limit > 0 ? all.slice(0, limit) : all;
-  checkPromptFields(chosen, info, dataFile);
-  const fields = referenceFields(config.eval.references, info, chosen);
-  const references = referencesOf(chosen, fields.names, fields.explicit, dataFile);
-  const prompts = chosen.map((r) => render(info, r, dataFile));
+  const texts = evalTexts(config, chosen, dataFile);
+  const prompts = texts.prompts;
 
   const counted = await promptTokens(config, configFile, prompts, options.env);
   const keep = chosen.map((_, i) => counted === null || counted[i]! <= config.max_length);
@@ -183,33 +173,19 @@ export async function prepareEvaluation(options: EvaluateOptions): Promise<Prepa
     dataFile,
     totalRecords: all.length,
     records,
-    inputs: chosen.flatMap((r, i) => (keep[i] ? [inputOf(info, r, prompts[i]!)] : [])),
-    references: references.filter((_, i) => keep[i]),
-    referenceFields: fields.names,
+    inputs: texts.inputs.filter((_, i) => keep[i]),
+    references: texts.references.filter((_, i) => keep[i]),
+    referenceFields: texts.referenceFields,
     skipped,
     order: lengthOrder(chosen.flatMap((_, i) => (keep[i] ? [counted === null ? prompts[i]!.length : counted[i]!] : []))),
-    stop: info.template.stop,
+    stop: texts.stop,
+    templateFile: texts.templateFile,
     maxNewTokens,
     batchSize,
     chunkSize: Math.max(1, options.chunkSize ?? batchSize),
     bootstrapSamples: options.bootstrapSamples ?? 1000,
     seed: options.seed ?? 0,
   };
-}
-
-function render(info: TemplateInfo, record: DataRecord, file: string): string {
-  try {
-    return renderPrompt(info.template, record.fields);
-  } catch (error) {
-    throw new EvalInputError(`the prompt of ${path.basename(info.template.file)} does not render: ${(error as Error).message}`, file, record.line, 'prompt');
-  }
-}
-
-/** What the report shows as the example's input: the one prompt variable (the dialogue), else the rendered prompt. */
-function inputOf(info: TemplateInfo, record: DataRecord, prompt: string): string {
-  const names = [...new Set(info.promptVariables)];
-  const value = names.length === 1 ? record.fields[names[0]!] : undefined;
-  return typeof value === 'string' ? value : prompt;
 }
 
 /** Prompt token counts with the model's tokenizer (null when it cannot be loaded here: the engine still checks). */
@@ -271,7 +247,7 @@ export async function runEvaluation(
     adapter: prepared.adapter,
     model: prepared.config.model,
     configFile: prepared.configFile,
-    template: prepared.config.template,
+    template: prepared.templateFile,
     split: prepared.split,
     dataFile: prepared.dataFile,
     count: examples.length,

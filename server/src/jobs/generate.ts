@@ -1,6 +1,7 @@
 /**
  * Summarize Selection: the run's own config and template, the selected text bound to the template's input
- * variable (the prompt's first variable that the response does not use: `dialogue` for DialogSum), generated
+ * variable (the prompt's first variable that the response does not use: `dialogue` for DialogSum) or, for a chat
+ * run, sent as one user turn through its chat template, generated
  * greedily with the run's adapter and, when asked, with the base model for comparison.
  */
 import * as fs from 'node:fs';
@@ -12,6 +13,7 @@ import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine-client/supervise';
 import { AdapterConfigFile, RunFolder } from '../../../protocol/run-folder';
+import { loadChatTemplate } from '../templates/chat';
 import { compilePart, renderPart } from '../templates/jinja';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
@@ -64,6 +66,24 @@ export function bindInput(templateFile: string, text: string): { variable: strin
   return { variable, record, prompt: rendered };
 }
 
+/**
+ * A chat run's input: the selection as one user turn, in the run's record format (the engine reads it as it read
+ * the training records), and the prompt its chat template makes of it.
+ */
+export function bindChatInput(config: ResolvedConfig, text: string): { variable: null; record: Record<string, unknown>; prompt: string } | { problem: L.JobProblem } {
+  const loaded = loadChatTemplate(config.chat_template, path.isAbsolute(config.model) ? config.model : null);
+  if (!loaded.ok) return { problem: problem(L.JobErrorCodes.RunNotUsable, loaded.message, null, config.chat_template ? { file: config.chat_template } : {}) };
+  const record: Record<string, unknown> =
+    config.data.format === 'sharegpt' ? { conversations: [{ from: 'human', value: text }] }
+    : config.data.format === 'alpaca' ? { instruction: text }
+    : { messages: [{ role: 'user', content: text }] };
+  try {
+    return { variable: null, record, prompt: loaded.template.prompt([{ role: 'user', content: text }]) };
+  } catch (error) {
+    return { problem: problem(L.JobErrorCodes.RunNotUsable, (error as Error).message, null, config.chat_template ? { file: config.chat_template } : {}) };
+  }
+}
+
 /** Summarizes the selection; with params.streamId, `stream` gets the text as it is generated. */
 export async function summarize(
   engine: EngineSupervisor,
@@ -73,7 +93,8 @@ export async function summarize(
   const none = { variable: null, prompt: null, adapter: null, base: null, seconds: 0 };
   const found = runForGeneration(params.runDir);
   if (!found.ok) return { ...none, problem: found.problem };
-  const bound = bindInput(found.run.config.template, params.text);
+  const { config } = found.run;
+  const bound = config.template === null ? bindChatInput(config, params.text) : bindInput(config.template, params.text);
   if ('problem' in bound) return { ...none, problem: bound.problem };
   // Comparing with the base runs both in one batch (two rows, one decoding loop), not two requests.
   const request: GenerateParams = {
