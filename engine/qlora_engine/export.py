@@ -4,7 +4,7 @@
 The base is loaded in the export dtype without quantization (a run trained on a 4-bit base is merged into the
 base's original weights, as peft's merge_and_unload expects; the record says so), the LoRA adapter is attached and
 folded into the weights (W + B·A·alpha/r), and the model is saved as safetensors with its config, tokenizer and chat
-template. The folder is written beside its destination and renamed into place, so a crash leaves nothing
+template (the config's chat_template when the run trained with one: the format the adapter learned). The folder is written beside its destination and renamed into place, so a crash leaves nothing
 half-written; `qlora-export.json` records what was merged.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from .config import parse_config
 from .errors import InvalidParams, ModelNotFound
 from .gguf_export import check_target, write_gguf
+from .chat import load_chat_template
 from .model import check_model, load_base_model, load_tokenizer
 from .model_folder import write_model_folder
 
@@ -48,6 +49,8 @@ def _merged(raw_config: Any, adapter: Path, dtype: str, progress: Progress) -> T
         progress("loading the base model", None)
         base = load_base_model(plain, source)
         tokenizer = load_tokenizer(plain, source)
+        if config.chat_template is not None:  # the chat template the adapter learned, not the base's (or none)
+            tokenizer.chat_template = load_chat_template(config.chat_template, tokenizer).source
         progress("merging the adapter", None)
         model = PeftModel.from_pretrained(base, str(adapter), is_trainable=False).merge_and_unload()
     finally:

@@ -82,6 +82,11 @@ def test_each_format_trains_with_the_loss_on_assistant_tokens_only(ws, fmt, toke
     assert end["status"] == "completed" and end["adapterPath"]
     saved = (ws.runs / fmt / "config.yaml").read_text()
     assert f"format: {fmt}" in saved and "chat_template:" in saved
+    if fmt == "messages":  # an export carries the chat template the adapter learned (Phi-2 has none of its own)
+        from qlora_engine.export import export_merged
+        from transformers import AutoTokenizer
+        export_merged(config, ws.runs / fmt / "adapter", ws.root / "merged", "float32")
+        assert AutoTokenizer.from_pretrained(str(ws.root / "merged")).chat_template == CHATML.read_text()
 
 
 def test_loss_on_all_labels_every_token_but_the_first(ws):
