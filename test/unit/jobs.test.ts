@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as L from '../../protocol/lsp';
-import { bindInput, runForGeneration } from '../../server/src/jobs/generate';
+import { loadConfig } from '../../server/src/config/load';
+import { bindChatInput, bindInput, runForGeneration } from '../../server/src/jobs/generate';
 import { JobManager } from '../../server/src/jobs/index';
 import { launchFakeEngine, repo, tempDir, waitFor } from '../support/helpers';
 
@@ -176,6 +177,25 @@ describe('summarize inputs', () => {
     assert.equal(bound.variable, 'dialogue');
     assert.deepEqual(bound.record, { dialogue: '#Person1#: Hi.\n#Person2#: Hello.' });
     assert.equal(bound.prompt, 'Instruct: Summarize the following conversation.\n#Person1#: Hi.\n#Person2#: Hello.\nOutput:\n');
+  });
+
+  it("a chat run's selection is one user turn in the run's record format, prompted through its chat template", () => {
+    const loaded = loadConfig(path.join(repo, 'samples/chat/tiny.yaml'));
+    assert.ok(loaded.ok);
+    const bound = bindChatInput(loaded.config, 'A: Hi.\nB: Hello.');
+    assert.ok(!('problem' in bound));
+    assert.equal(bound.variable, null);
+    assert.deepEqual(bound.record, { conversations: [{ from: 'human', value: 'A: Hi.\nB: Hello.' }] });
+    assert.equal(bound.prompt, '<|im_start|>user\nA: Hi.\nB: Hello.<|im_end|>\n<|im_start|>assistant\n');
+    const own = loadConfig(path.join(repo, 'samples/chat/smollm2.yaml'));
+    assert.ok(own.ok);
+    const smol = bindChatInput(own.config, 'x');
+    assert.ok(!('problem' in smol));
+    assert.deepEqual(smol.record, { messages: [{ role: 'user', content: 'x' }] });
+    assert.match(smol.prompt, /^<\|im_start\|>system\nYou are a helpful AI assistant named SmolLM/);
+    const none = bindChatInput({ ...loaded.config, chat_template: null }, 'x');
+    assert.ok('problem' in none);
+    assert.match(none.problem.message, /has no chat template/);
   });
 
   it('a run without an adapter is not usable, with a reason', () => {
