@@ -76,7 +76,13 @@ describe('toTurns', () => {
     assert.deepEqual(kinds({ conversations: [{ from: 'human' }, { from: 'gpt', value: 'b' }] }, 'sharegpt'), [['empty-turn', 'conversations[0]']]);
     assert.deepEqual(kinds({ instruction: '', input: 'X', output: 'O' }, 'alpaca'), [['empty-turn', 'instruction']]);
     assert.deepEqual(kinds({ instruction: 'I', output: '' }, 'alpaca'), [['empty-turn', 'output']]);
-    assert.deepEqual(kinds({ system: ' ', instruction: 'I', output: 'O' }, 'alpaca'), [['empty-turn', 'system']]);
+  });
+
+  it('a blank system prompt is no system turn, as a null one is in ShareGPT (the engine agrees)', () => {
+    assert.deepEqual(toTurns({ system: ' ', instruction: 'I', output: 'O' }, 'alpaca'), { turns: [{ role: 'user', content: 'I' }, { role: 'assistant', content: 'O' }], problems: [] });
+    const conversations = [{ from: 'human', value: 'a' }, { from: 'gpt', value: 'b' }];
+    assert.deepEqual(toTurns({ system: null, conversations }, 'sharegpt').problems, []);
+    assert.deepEqual(kinds({ system: null, instruction: 'I', output: 'O' }, 'alpaca'), [['structure', 'system']]);
   });
 
   it('order: one system turn, first; user and assistant alternate from user; the assistant ends', () => {
@@ -188,6 +194,12 @@ describe('segments, prompt and stop', () => {
     const file = path.join(tempDir('qlora-chat-'), 'last-only.jinja');
     fs.writeFileSync(file, "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}[...]{% else %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endif %}{% endfor %}");
     assert.throws(() => loaded(file, null).segments(conversation), (e: Error) => e.message.includes(`the chat template ${file} is not prefix-stable`) && e.message.includes('set chat_template:'));
+  });
+
+  it('an assistant turn rendered as nothing is refused', () => {
+    const file = path.join(tempDir('qlora-chat-'), 'users-only.jinja');
+    fs.writeFileSync(file, "{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}\n{% endif %}{% endfor %}");
+    assert.throws(() => loaded(file, null).segments(conversation), /users-only.jinja renders no text for assistant turn 2/);
   });
 
   it('no end-of-turn marker: stop is empty', () => {

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Template } from '@huggingface/jinja';
-import type { Turn } from './chat-turns';
+import { pyRstrip, pyStrip, type Turn } from './chat-turns';
 
 export interface ChatSegment {
   text: string;
@@ -134,16 +134,17 @@ export function conversationParts(template: ChatTemplate, turns: Turn[]): { segm
     if (turn.role !== 'assistant') return;
     const before = template.render(turns.slice(0, i), true);
     const through = template.render(turns.slice(0, i + 1), false);
-    if (!through.startsWith(before) || !whole.startsWith(through)) {
-      const which = !through.startsWith(before) ? `with assistant turn ${i + 1} does not start with the text before it` : `through turn ${i + 1} is not the start of the whole conversation`;
+    if (!through.startsWith(before) || !whole.startsWith(through) || before.length < at) {
+      const which = !through.startsWith(before) || before.length < at ? `with assistant turn ${i + 1} does not start with the text before it` : `through turn ${i + 1} is not the start of the whole conversation`;
       throw new Error(
         `the chat template ${template.file} is not prefix-stable: the conversation ${which} (it rewrites earlier turns, e.g. drops past reasoning), so its turns cannot be trained one by one; set chat_template: in the config to a template that renders every turn as it is, e.g. ${EXAMPLE}`,
       );
     }
-    const start = Math.max(at, before.length);
-    const end = Math.max(start, pyRstrip(through).length);
+    const start = before.length;
+    const end = pyRstrip(through).length;
+    if (end <= start) throw new Error(`the chat template ${template.file} renders no text for assistant turn ${i + 1}, so there is nothing to train on`);
     if (start > at) segments.push({ text: whole.slice(at, start), trained: false });
-    if (end > start) segments.push({ text: whole.slice(start, end), trained: true });
+    segments.push({ text: whole.slice(start, end), trained: true });
     at = end;
     prompt = before;
   });
@@ -151,32 +152,24 @@ export function conversationParts(template: ChatTemplate, turns: Turn[]): { segm
   return { segments, prompt: turns.at(-1)?.role === 'assistant' && prompt !== null ? prompt : template.render(turns, true) };
 }
 
-/** The text after the content in render([user "Hi", assistant "Hello"], false), whitespace stripped. */
+/**
+ * The text after the content in render([user "Hi", assistant "Hello"], false), whitespace stripped — found where
+ * the assistant turn starts (after render([user "Hi"], true)), as the engine finds it; none when the content is
+ * not there.
+ */
 function endMarker(render: (turns: Turn[], gen: boolean) => string): string[] {
-  let text: string;
+  const user: Turn = { role: 'user', content: 'Hi' };
+  let before: string;
+  let through: string;
   try {
-    text = render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }], false);
+    before = render([user], true);
+    through = render([user, { role: 'assistant', content: 'Hello' }], false);
   } catch {
     return [];
   }
-  const at = text.lastIndexOf('Hello');
-  const marker = at < 0 ? '' : pyStrip(text.slice(at + 'Hello'.length));
+  if (!through.startsWith(before) || !through.startsWith('Hello', before.length)) return [];
+  const marker = pyStrip(through.slice(before.length + 'Hello'.length));
   return marker ? [marker] : [];
-}
-
-/** Python's str.isspace characters: the engine strips with rstrip()/strip(), which differ from JS's trim. */
-const PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
-
-function pyRstrip(s: string): string {
-  let end = s.length;
-  while (end > 0 && PY_SPACE.test(s[end - 1]!)) end--;
-  return s.slice(0, end);
-}
-
-function pyStrip(s: string): string {
-  let start = 0;
-  while (start < s.length && PY_SPACE.test(s[start]!)) start++;
-  return pyRstrip(s.slice(start));
 }
 
 type Json = Record<string, unknown>;

@@ -58,7 +58,7 @@ export function toTurns(record: Record<string, unknown>, format: ChatFormat): { 
   const read = format === 'alpaca' ? alpacaTurns(record, problems) : listTurns(record, format, problems);
   for (const t of read) {
     const text = t.text === undefined ? t.content : t.text;
-    if (text !== null && text.trim() === '') {
+    if (text !== null && isBlank(text)) {
       problems.push({ field: t.contentField, kind: 'empty-turn', message: `${t.contentField} is ${text === '' ? 'empty' : 'only whitespace'}: every turn needs text` });
     }
   }
@@ -79,9 +79,11 @@ function listTurns(record: Record<string, unknown>, format: 'messages' | 'shareg
   }
   const out: Sourced[] = [];
   if (format === 'sharegpt') {
-    const system = systemField(record, problems);
-    const hasSystem = list.some((t) => isObject(t) && t[roleKey] === 'system');
-    if (system !== null && system !== '' && !hasSystem) out.push({ role: 'system', content: system, roleField: 'system', contentField: 'system' });
+    // A null system is no system here (the engine's rule); a blank one is skipped, as in alpaca.
+    const system = record.system === null ? null : systemField(record, problems);
+    const first = list[0];
+    const hasSystem = isObject(first) && first[roleKey] === 'system';
+    if (system !== null && !isBlank(system) && !hasSystem) out.push({ role: 'system', content: system, roleField: 'system', contentField: 'system' });
   }
   list.forEach((item, i) => {
     const at = `${key}[${i}]`;
@@ -112,7 +114,7 @@ function listTurns(record: Record<string, unknown>, format: 'messages' | 'shareg
 function alpacaTurns(record: Record<string, unknown>, problems: ChatProblem[]): Sourced[] {
   const out: Sourced[] = [];
   const system = systemField(record, problems);
-  if (system !== null && system !== '') out.push({ role: 'system', content: system, roleField: 'system', contentField: 'system' });
+  if (system !== null && !isBlank(system)) out.push({ role: 'system', content: system, roleField: 'system', contentField: 'system' });
   const instruction = requiredText(record, 'instruction', problems);
   const input = record.input;
   if (input !== undefined && typeof input !== 'string') {
@@ -159,6 +161,28 @@ function checkOrder(turns: Sourced[], problems: ChatProblem[]): void {
   if (last.role !== 'assistant') {
     problems.push({ field: last.roleField, kind: 'no-assistant-end', message: `the conversation ends with a ${last.role} turn (${last.roleField}): the last turn must be the assistant's, the text the model learns` });
   }
+}
+
+/**
+ * Python's str.isspace characters: the engine tests and strips with strip()/rstrip(), which differ from JavaScript's
+ * trim (\x1c-\x1f and \x85 are space in Python, \ufeff is not).
+ */
+const PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+
+export function pyRstrip(s: string): string {
+  let end = s.length;
+  while (end > 0 && PY_SPACE.test(s[end - 1]!)) end--;
+  return s.slice(0, end);
+}
+
+export function pyStrip(s: string): string {
+  let start = 0;
+  while (start < s.length && PY_SPACE.test(s[start]!)) start++;
+  return pyRstrip(s.slice(start));
+}
+
+function isBlank(s: string): boolean {
+  return pyRstrip(s) === '';
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
