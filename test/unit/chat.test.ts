@@ -58,7 +58,7 @@ describe('toTurns', () => {
     assert.deepEqual(kinds({}, 'messages'), [['structure', 'messages']]);
     assert.deepEqual(kinds({ conversations: 'hi' }, 'sharegpt'), [['structure', 'conversations']]);
     assert.deepEqual(kinds({ messages: [] }, 'messages'), [['structure', 'messages']]);
-    assert.deepEqual(kinds({ messages: [{ role: 'user', content: 'a' }, 'b'] }, 'messages'), [['structure', 'messages[1]'], ['no-assistant-end', 'messages[0].role']]);
+    assert.deepEqual(kinds({ messages: [{ role: 'user', content: 'a' }, 'b'] }, 'messages'), [['structure', 'messages[1]']]);
     assert.deepEqual(kinds({ instruction: 'I', input: 3, output: 'O' }, 'alpaca'), [['structure', 'input']]);
     assert.deepEqual(kinds({ instruction: 'I', output: ['O'] }, 'alpaca'), [['structure', 'output']]);
     assert.deepEqual(kinds({ system: 1, conversations: [{ from: 'human', value: 'a' }, { from: 'gpt', value: 'b' }] }, 'sharegpt'), [['structure', 'system']]);

@@ -10,6 +10,7 @@ import type { ResolvedConfig } from '../../../protocol/config';
 import type { ConfigError } from '../config/errors';
 import { loadConfigText } from '../config/load';
 import { resolveModelDir } from '../tokenizer/load';
+import { chatTemplate } from './config-rules/chat-template';
 import { cuda } from './config-rules/cuda';
 import { evaluation } from './config-rules/evaluation';
 import { ranges } from './config-rules/ranges';
@@ -18,7 +19,7 @@ import { runFailureDiagnostic, type RunFailure } from './run-failure';
 import type { ConfigLintInput, ConfigRule } from './config-rules/types';
 import { LineIndex, span, type LintDiagnostic, type Span } from './types';
 
-export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda, evaluation];
+export const configRules: readonly ConfigRule[] = [targetModules, ranges, cuda, evaluation, chatTemplate];
 
 export interface ConfigLintOptions {
   env?: NodeJS.ProcessEnv;
@@ -58,6 +59,7 @@ export function lintConfig(text: string, file: string, options: ConfigLintOption
     doc,
     rangeOf,
     modelConfig: readModelConfig(loaded.config.model, path.dirname(file), options.env),
+    modelDir: modelDir(loaded.config.model, path.dirname(file), options.env),
     cuda: options.cuda ?? detectCuda(options.env ?? process.env),
   };
   const diagnostics: LintDiagnostic[] = [];
@@ -82,6 +84,11 @@ function fromConfigError(e: ConfigError, index: LineIndex): LintDiagnostic {
   const end = token ? character + token.length : Math.max(character, index.lineLength(line));
   const code = e.message.startsWith('YAML') ? 'config/yaml' : /not found|is a folder|must be a model folder/.test(e.message) ? 'config/missing-file' : 'config/schema';
   return { range: span(line, character, end), severity: 'error', code, message: e.field ? `${e.field}: ${e.message}` : e.message };
+}
+
+function modelDir(model: string, baseDir: string, env?: NodeJS.ProcessEnv): string | null {
+  const where = resolveModelDir(model, baseDir, env);
+  return 'dir' in where ? where.dir : null;
 }
 
 function readModelConfig(model: string, baseDir: string, env?: NodeJS.ProcessEnv): ConfigLintInput['modelConfig'] {

@@ -1,6 +1,7 @@
 /** Every JSONL rule, in reporting order. Template and config rules have their own lists (template.ts, config.ts). */
 import type { FileRule, JsonlRule, LineRule } from './rule';
 import { bom } from './rules/bom';
+import { chatTurns } from './rules/chat-turns';
 import { contextProblems } from './rules/context-problems';
 import { duplicate } from './rules/duplicate';
 import { emptyResponse } from './rules/empty-response';
@@ -19,6 +20,7 @@ export const jsonlRules: readonly JsonlRule[] = [
   invalidJson,
   notObject,
   templateFields,
+  chatTurns,
   renderError,
   emptyResponse,
   tooLong,

@@ -5,8 +5,10 @@ import type { DatasetStats } from './jsonl/driver';
 
 const n = (x: number): string => x.toLocaleString('en-US');
 
-export function datasetLensTitle(stats: DatasetStats, hasContext: boolean): string {
+/** `chat`: the chat format of chat data (read off the first training record when `detected`). */
+export function datasetLensTitle(stats: DatasetStats, hasContext: boolean, chat: { format: string; detected: boolean } | null = null): string {
   const parts = [`${n(stats.records)} record${stats.records === 1 ? '' : 's'}`];
+  if (chat) parts.push(`${chat.format} chat format${chat.detected ? ' (detected)' : ''}`);
   if (stats.tokenized > 0 && stats.medianTokens !== null && stats.p95Tokens !== null) {
     parts.push(`median ${n(stats.medianTokens)} tokens`, `p95 ${n(stats.p95Tokens)}`);
     parts.push(`${n(stats.overLimit)} over max_length${stats.maxLength !== null ? ` ${n(stats.maxLength)}` : ''}`);

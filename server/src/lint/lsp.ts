@@ -89,7 +89,8 @@ export function codeLenses(service: LintService, uri: string): CodeLens[] {
   if (!state) return [];
   const top: Range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   if (state.kind === 'dataset' && state.result) {
-    return [{ range: top, command: { title: datasetLensTitle(state.result.stats, !!state.ctx?.template), command: '' } }];
+    const chat = state.ctx?.chat ?? null;
+    return [{ range: top, command: { title: datasetLensTitle(state.result.stats, !!(state.ctx?.template || chat), chat), command: '' } }];
   }
   if (state.kind === 'config') return [{ range: top, command: { title: service.planTitle(state), command: '' } }];
   return [];

@@ -4,6 +4,7 @@
  * facts and the file's raw facts. A rule never throws: the driver turns a crash into one `lint/internal`
  * diagnostic and logs it.
  */
+import type { ChatProblem, ChatSegment, Turn } from '../templates/chat';
 import type { RenderedRecord } from '../templates/template';
 import type { DatasetContext } from './jsonl/dataset-config';
 import type { FieldSpan } from './jsonl/json';
@@ -25,8 +26,24 @@ export interface LineInput {
   renderError: string | null;
   /** Token counts: prompt (with the tokenizer's BOM) and response (with EOS). */
   counts: { prompt: number; response: number } | null;
+  /** A chat record (the context has a chat format): its turns, problems, segments and token counts. */
+  chat: ChatLine | null;
   /** Ranges of the top-level fields (computed on first use). */
   fields(): Map<string, FieldSpan>;
+  /** Ranges of every nested value by path, `messages[2].content` (computed on first use). */
+  paths(): Map<string, FieldSpan>;
+}
+
+export interface ChatLine {
+  /** Meaningful only when `problems` is empty. */
+  turns: Turn[];
+  problems: ChatProblem[];
+  /** The conversation cut by the chat template (null: problems, no chat template, or input.renderError). */
+  segments: ChatSegment[] | null;
+  /** What the model is given to write the last assistant turn (duplicate and leakage keys). */
+  prompt: string | null;
+  /** Tokens of the whole conversation and of its trained segments; the prompt's in a test split, else null. */
+  counts: { total: number; trained: number; prompt: number | null } | null;
 }
 
 /** What the driver keeps of a line (cached by text): diagnostics and the facts file rules need. */

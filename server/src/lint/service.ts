@@ -166,6 +166,13 @@ export class LintService {
     const state = this.docs.get(doc.uri);
     if (state?.kind === 'dataset' && state.file) {
       state.raw = rawFactsOfFile(state.file);
+      const file = state.file;
+      if (this.index.configsFor(file).some((r) => r.train === file)) {
+        // A config without template: takes its chat format from the first training record on disk.
+        this.epoch++;
+        state.ctx = null;
+        this.scheduleDependents(state);
+      }
       this.schedule(state);
     }
   }

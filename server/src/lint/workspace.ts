@@ -19,6 +19,8 @@ export interface ConfigRefs {
   validation: string | null;
   test: string | null;
   template: string | null;
+  /** `data.format` as written (null when absent: auto). */
+  format: string | null;
 }
 
 /** The files a config names, resolved against its folder; null when the text is not a fine-tune config. */
@@ -41,6 +43,7 @@ export function configRefs(text: string, configFile: string): ConfigRefs | null 
     validation: resolve(d.data?.validation),
     test: resolve(d.data?.test),
     template: resolve(d.template),
+    format: typeof d.data?.format === 'string' ? d.data.format : null,
   };
 }
 

@@ -133,7 +133,8 @@ export function conversationParts(template: ChatTemplate, turns: Turn[]): { segm
   turns.forEach((turn, i) => {
     if (turn.role !== 'assistant') return;
     const before = template.render(turns.slice(0, i), true);
-    const through = template.render(turns.slice(0, i + 1), false);
+    // Through the last turn is the whole conversation: one render fewer for the common single exchange.
+    const through = i === turns.length - 1 ? whole : template.render(turns.slice(0, i + 1), false);
     if (!through.startsWith(before) || !whole.startsWith(through) || before.length < at) {
       const which = !through.startsWith(before) || before.length < at ? `with assistant turn ${i + 1} does not start with the text before it` : `through turn ${i + 1} is not the start of the whole conversation`;
       throw new Error(

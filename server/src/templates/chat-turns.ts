@@ -62,7 +62,8 @@ export function toTurns(record: Record<string, unknown>, format: ChatFormat): { 
       problems.push({ field: t.contentField, kind: 'empty-turn', message: `${t.contentField} is ${text === '' ? 'empty' : 'only whitespace'}: every turn needs text` });
     }
   }
-  if (read.length > 0 && read.every((t) => t.role !== null)) checkOrder(read, problems);
+  // Order is judged only over turns that all read (a turn that does not would make the rest look misplaced).
+  if (read.length > 0 && !problems.some((p) => p.kind === 'structure' || p.kind === 'unknown-role')) checkOrder(read, problems);
   const turns = read.map((t) => ({ role: t.role ?? 'user', content: t.content ?? '' }));
   return { turns, problems };
 }

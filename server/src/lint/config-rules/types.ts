@@ -11,6 +11,8 @@ export interface ConfigLintInput {
   rangeOf(segments: readonly (string | number)[]): Span;
   /** The model's config.json, when found locally, and where; or why not. */
   modelConfig: { json: Record<string, unknown>; dir: string } | { reason: string };
+  /** The model's local folder (or Hugging Face cache snapshot), null when there is none. */
+  modelDir: string | null;
   /** Whether a CUDA GPU is present, and how that was determined. */
   cuda: { available: boolean; how: string };
 }

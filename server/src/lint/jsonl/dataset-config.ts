@@ -1,11 +1,13 @@
 /**
- * What a dataset is linted against: the template and tokenizer of the config that names it (none for a .jsonl
- * opened alone: then only JSON and structure rules apply), max_length, and the other splits for leakage.
+ * What a dataset is linted against: the template (or chat format and chat template) and tokenizer of the config
+ * that names it (none for a .jsonl opened alone: then only JSON and structure rules apply), max_length, and the
+ * other splits for leakage.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ResolvedConfig } from '../../../../protocol/config';
+import { chatTemplateIdentity, toTurns, type ChatFormat, type ChatTemplate } from '../../templates/chat';
 import { isRenderable, renderRecord, templateVariables, type PromptTemplate } from '../../templates/template';
 import type { Tokenizer } from '../../tokenizer/load';
 
@@ -26,6 +28,8 @@ export interface DatasetContext {
   configFile: string | null;
   config: ResolvedConfig | null;
   template: PromptTemplate | null;
+  /** Chat data (docs/chat-datasets.md); null for prompt-template data and for a file opened alone. */
+  chat: ChatSetup | null;
   /**
    * Fields the template reads; null without a template. responseOnly: read by the response part only (a test
    * split needs only the prompt: its references may live in other fields, e.g. DialogSum's summary1..3). optional: only under `is defined` / `default`; tested:
@@ -44,6 +48,16 @@ export interface DatasetContext {
   log: (message: string) => void;
 }
 
+export interface ChatSetup {
+  format: ChatFormat;
+  /** `data.format` is auto: the format was read off the first training record. */
+  detected: boolean;
+  /** Null when none was found: the turns are still checked, but not rendered or counted. */
+  template: ChatTemplate | null;
+  /** Why there is no chat template. */
+  problem: string | null;
+}
+
 export function standaloneContext(file: string | null, log: (message: string) => void = () => {}): DatasetContext {
   return {
     key: 'standalone',
@@ -52,6 +66,7 @@ export function standaloneContext(file: string | null, log: (message: string) =>
     configFile: null,
     config: null,
     template: null,
+    chat: null,
     variables: null,
     tokenizer: null,
     tokenizerProblem: null,
@@ -69,6 +84,7 @@ export interface ConfiguredParts {
   configFile: string;
   config: ResolvedConfig;
   template: PromptTemplate | null;
+  chat: ChatSetup | null;
   tokenizer: Tokenizer | null;
   tokenizerProblem: string | null;
   log: (message: string) => void;
@@ -83,6 +99,7 @@ export function configuredContext(p: ConfiguredParts): DatasetContext {
   const key = [
     p.configFile,
     p.template ? `${p.template.file}:${hashText(p.template.text)}` : 'no-template',
+    p.chat ? `chat:${p.chat.format}:${p.chat.template ? chatTemplateIdentity(p.chat.template) : 'none'}` : 'no-chat',
     p.tokenizer ? p.tokenizer.dir : `no-tokenizer:${p.tokenizerProblem}`,
     p.config.max_length,
     p.config.loss_on,
@@ -94,6 +111,7 @@ export function configuredContext(p: ConfiguredParts): DatasetContext {
     configFile: p.configFile,
     config: p.config,
     template: p.template,
+    chat: p.chat,
     variables,
     tokenizer: p.tokenizer,
     tokenizerProblem: p.tokenizerProblem,
@@ -131,8 +149,8 @@ export function otherSplits(
   openFacts: (file: string) => readonly { key: string | null; kind: string }[] | null = () => null,
 ): SplitPrompts[] {
   const config = ctx.config;
-  const template = ctx.template;
-  if (!config || !template || !isRenderable(template) || !ctx.role) return [];
+  const promptKey = splitKey(ctx);
+  if (!config || !promptKey || !ctx.role) return [];
   const wanted: [Role, string | null][] =
     ctx.role === 'train' ? [['validation', config.data.validation], ['test', config.data.test]] : [['train', config.data.train]];
   const out: SplitPrompts[] = [];
@@ -166,8 +184,8 @@ export function otherSplits(
         try {
           const record = JSON.parse(line);
           if (typeof record !== 'object' || record === null || Array.isArray(record)) continue;
-          const key = hashText(renderRecord(template, record).prompt);
-          if (!prompts.has(key)) prompts.set(key, i);
+          const key = promptKey(record);
+          if (key !== null && !prompts.has(key)) prompts.set(key, i);
         } catch {
           // invalid lines are that file's own diagnostics
         }
@@ -178,6 +196,19 @@ export function otherSplits(
     out.push({ file, role, prompts: hit.prompts });
   }
   return out;
+}
+
+/** A record's leakage key, as the line's own facts compute it (its rendered prompt); null without a template. */
+function splitKey(ctx: DatasetContext): ((record: Record<string, unknown>) => string | null) | null {
+  const template = ctx.template;
+  if (template && isRenderable(template)) return (record) => hashText(renderRecord(template, record).prompt);
+  const chat = ctx.chat;
+  if (!chat?.template) return null;
+  const chatTemplate = chat.template;
+  return (record) => {
+    const { turns, problems } = toTurns(record, chat.format);
+    return problems.length === 0 ? hashText(chatTemplate.prompt(turns)) : null;
+  };
 }
 
 export function readFileText(file: string): string | null {

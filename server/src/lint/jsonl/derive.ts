@@ -1,11 +1,16 @@
-/** One JSONL line -> LineInput: parsed once, checked against the template's fields, rendered, tokenized. */
+/**
+ * One JSONL line -> LineInput: parsed once, checked against the template's fields (or read as a conversation in
+ * the config's chat format), rendered, tokenized.
+ */
 import { isRenderable, renderPrompt, renderRecord } from '../../templates/template';
 import type { LineInput } from '../rule';
+import { deriveChat } from './chat-line';
 import type { DatasetContext } from './dataset-config';
-import { fieldSpans, type FieldSpan } from './json';
+import { fieldSpans, pathSpans, type FieldSpan } from './json';
 
 export function deriveLine(text: string, ctx: DatasetContext): LineInput {
   let spans: Map<string, FieldSpan> | null = null;
+  let nested: Map<string, FieldSpan> | null = null;
   const input: LineInput = {
     text,
     parsed: false,
@@ -16,7 +21,9 @@ export function deriveLine(text: string, ctx: DatasetContext): LineInput {
     promptOnly: false,
     renderError: null,
     counts: null,
+    chat: null,
     fields: () => (spans ??= fieldSpans(text)),
+    paths: () => (nested ??= pathSpans(text)),
   };
   if (text.trim() === '') return input;
   try {
@@ -29,6 +36,10 @@ export function deriveLine(text: string, ctx: DatasetContext): LineInput {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return input;
   const record = value as Record<string, unknown>;
   input.record = record;
+  if (ctx.chat) {
+    deriveChat(input, record, ctx.chat, ctx);
+    return input;
+  }
   const template = ctx.template;
   if (!template || !isRenderable(template) || !ctx.variables) return input;
   const testSplit = ctx.role === 'test';

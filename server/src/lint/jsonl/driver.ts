@@ -198,7 +198,8 @@ export function analyzeLine(text: string, ctx: DatasetContext): LineFacts {
   const kind: LineFacts['kind'] = text.trim() === '' ? 'blank' : !input.parsed ? 'invalid' : input.record ? 'record' : 'value';
   let key: string | null = null;
   if (input.rendered) key = hashText(input.rendered.prompt);
-  else if (input.record && !ctx.template) key = hashText(text.trim());
+  else if (input.chat?.prompt) key = hashText(input.chat.prompt);
+  else if (input.record && !ctx.template && !ctx.chat?.template) key = hashText(text.trim());
   const keys = input.record ? Object.keys(input.record) : null;
   return { kind, diags, keys, keySignature: keys ? keys.join('\u0000') : null, key, counts: input.counts };
 }

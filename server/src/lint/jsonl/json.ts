@@ -1,6 +1,7 @@
 /**
  * A small JSON scanner for one JSONL line, used only where JSON.parse is not enough: the offset and wording of
- * a syntax error (V8's messages do not always carry a position), and the ranges of the top-level fields.
+ * a syntax error (V8's messages do not always carry a position), and the ranges of fields (the top-level ones,
+ * or every nested one by path for chat records: `messages[2].content`).
  */
 
 export interface JsonError {
@@ -17,7 +18,12 @@ export interface FieldSpan {
 
 class Scanner {
   i = 0;
-  constructor(readonly s: string) {}
+  /** Where spans go; `deep`: of every nested value too, not only the top-level fields. */
+  constructor(
+    readonly s: string,
+    readonly spans: Map<string, FieldSpan> | null = null,
+    readonly deep = false,
+  ) {}
 
   ws(): void {
     for (;;) {
@@ -36,11 +42,12 @@ class Scanner {
     return `'${this.s[this.i]}'`;
   }
 
-  value(): void {
+  /** `path`: the value's path when its children's spans are wanted ('' for the line's object), else null. */
+  value(path: string | null = null): void {
     this.ws();
     const c = this.s[this.i];
-    if (c === '{') this.object(null);
-    else if (c === '[') this.array();
+    if (c === '{') this.object(path);
+    else if (c === '[') this.array(path);
     else if (c === '"') this.string();
     else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) this.number();
     else if (this.s.startsWith('true', this.i)) this.i += 4;
@@ -50,7 +57,7 @@ class Scanner {
     else this.fail(`expected a value, found ${this.what()}`);
   }
 
-  object(fields: Map<string, FieldSpan> | null): void {
+  object(path: string | null): void {
     this.i++;
     this.ws();
     if (this.s[this.i] === '}') {
@@ -68,8 +75,9 @@ class Scanner {
       this.i++;
       this.ws();
       const valueStart = this.i;
-      this.value();
-      if (fields && !fields.has(key)) fields.set(key, { keyStart, keyEnd, valueStart, valueEnd: this.i });
+      const child = path === null || !this.spans ? null : path === '' ? key : `${path}.${key}`;
+      this.value(this.deep ? child : null);
+      if (child !== null && !this.spans!.has(child)) this.spans!.set(child, { keyStart, keyEnd, valueStart, valueEnd: this.i });
       this.ws();
       const c = this.s[this.i];
       if (c === ',') {
@@ -84,15 +92,19 @@ class Scanner {
     }
   }
 
-  array(): void {
+  array(path: string | null): void {
     this.i++;
     this.ws();
     if (this.s[this.i] === ']') {
       this.i++;
       return;
     }
-    for (;;) {
-      this.value();
+    for (let n = 0; ; n++) {
+      this.ws();
+      const start = this.i;
+      const child = path === null || !this.spans ? null : `${path}[${n}]`;
+      this.value(child);
+      if (child !== null) this.spans!.set(child, { keyStart: start, keyEnd: start, valueStart: start, valueEnd: this.i });
       this.ws();
       const c = this.s[this.i];
       if (c === ',') {
@@ -161,11 +173,23 @@ export function jsonError(text: string): JsonError | null {
 
 /** Spans of the top-level fields of a line holding a JSON object (first occurrence of each key). */
 export function fieldSpans(text: string): Map<string, FieldSpan> {
+  return spansOf(text, false);
+}
+
+/**
+ * Spans of every value in a line holding a JSON object, by path: `messages`, `messages[2]`, `messages[2].content`
+ * (an array element's key span is empty, at its value's start).
+ */
+export function pathSpans(text: string): Map<string, FieldSpan> {
+  return spansOf(text, true);
+}
+
+function spansOf(text: string, deep: boolean): Map<string, FieldSpan> {
   const fields = new Map<string, FieldSpan>();
-  const s = new Scanner(text);
+  const s = new Scanner(text, fields, deep);
   try {
     s.ws();
-    if (text[s.i] === '{') s.object(fields);
+    if (text[s.i] === '{') s.object('');
   } catch {
     // spans found before the error are still useful
   }

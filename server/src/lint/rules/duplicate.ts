@@ -1,7 +1,10 @@
 import type { FileRule } from '../rule';
 import { span } from '../types';
 
-/** jsonl/duplicate: a record whose rendered prompt (identical line, without a template) came earlier; fix: remove it. */
+/**
+ * jsonl/duplicate: a record whose rendered prompt (a chat record's: the text before its last assistant turn;
+ * identical line, without a template) came earlier; fix: remove it.
+ */
 export const duplicate: FileRule = {
   id: 'duplicate',
   scope: 'file',
@@ -9,7 +12,7 @@ export const duplicate: FileRule = {
   memo: (f) => f.key,
   *check(input, ctx, report) {
     const first = new Map<string, number>();
-    const what = ctx.template ? 'same rendered prompt as' : 'identical to';
+    const what = ctx.template || ctx.chat?.template ? 'same rendered prompt as' : 'identical to';
     for (let line = 0; line < input.facts.length; line++) {
       const f = input.facts[line]!;
       if ((line & 2047) === 2047) yield;

@@ -2,7 +2,10 @@ import * as path from 'node:path';
 import type { FileRule } from '../rule';
 import { span } from '../types';
 
-/** jsonl/leakage: the same rendered prompt in train and in validation/test — evaluation would reward memorizing. */
+/**
+ * jsonl/leakage: the same rendered prompt (a chat record's: the text before its last assistant turn) in train and
+ * in validation/test — evaluation would reward memorizing.
+ */
 export const leakage: FileRule = {
   id: 'leakage',
   scope: 'file',

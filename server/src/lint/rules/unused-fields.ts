@@ -1,15 +1,17 @@
+import { FORMAT_FIELDS } from '../../templates/chat-turns';
 import type { FileRule } from '../rule';
 import { span } from '../types';
 
-/** jsonl/unused-fields (information, once per file): fields no template variable reads. */
+/** jsonl/unused-fields (information, once per file): fields no template variable (or the chat format) reads. */
 export const unusedFields: FileRule = {
   id: 'unused-fields',
   scope: 'file',
   codes: ['jsonl/unused-fields'],
   memo: (f) => f.keySignature,
   *check(input, ctx, report) {
-    if (!ctx.variables) return;
-    const used = new Set(ctx.variables.map((v) => v.name));
+    const chat = ctx.chat?.format;
+    if (!ctx.variables && !chat) return;
+    const used = new Set(chat ? FORMAT_FIELDS[chat] : ctx.variables!.map((v) => v.name));
     const unused: string[] = [];
     let firstLine = -1;
     const seen = new Set<string>();
@@ -30,7 +32,7 @@ export const unusedFields: FileRule = {
       range: span(firstLine, 0, input.lineLength(firstLine)),
       severity: 'information',
       code: 'jsonl/unused-fields',
-      message: `the template never uses ${unused.length === 1 ? 'field' : 'fields'} ${list} (used: ${[...used].join(', ')})`,
+      message: `the ${chat ? `${chat} format` : 'template'} never ${chat ? 'reads' : 'uses'} ${unused.length === 1 ? 'field' : 'fields'} ${list} (used: ${[...used].join(', ')})`,
     });
   },
 };
