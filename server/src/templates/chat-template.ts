@@ -89,7 +89,7 @@ function compileChatTemplate(source: Source, tokens: Record<string, string>): Ch
   try {
     jinja = new Template(source.text);
   } catch (error) {
-    return { ok: false, message: `the chat template ${source.file} is not valid Jinja: ${(error as Error).message}` };
+    return { ok: false, message: `the chat template ${source.file} is not valid Jinja (${(error as Error).message}): fix it, or set chat_template: in the config to another Jinja file` };
   }
   // raise_exception(message), which transformers adds, is one of @huggingface/jinja's globals: it throws the message.
   const render = (turns: Turn[], addGenerationPrompt: boolean): string => {
