@@ -51,6 +51,8 @@ export interface TrainConfig {
   epochs: number | null;
   early_stopping: EarlyStopping | null;
   /** Rows per micro-batch, or 'auto' (as many max_length rows as one forward pass holds in free GPU memory). */
+  /** Training processes, one per GPU, data parallel (docs/distributed.md); 'auto': every visible GPU. */
+  devices: number | 'auto';
   micro_batch_size: number | 'auto';
   gradient_accumulation: number;
   learning_rate: number;

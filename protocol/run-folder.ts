@@ -18,6 +18,8 @@ export const RunFolder = {
   eval: 'eval',
   /** TensorBoard event files (log.tensorboard). */
   tensorboard: 'tensorboard',
+  /** One log per training process of a train.devices > 1 run: workers/rank-N.log. */
+  workers: 'workers',
 } as const;
 
 /** Inside `eval/` (or `eval-<adapter folder>/` for another adapter of the run). */

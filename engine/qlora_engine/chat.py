@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .config import CHAT_FORMATS, Config
 from .errors import BadConfig, BadDataset, BadTemplate
+from .jsonl import read_jsonl
 
 Turn = Dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
@@ -61,7 +62,6 @@ def resolve_format(config: Config) -> Config:
     elif fmt == "auto":
         fields = _first_fields(config.data.train)
         if fields is None:
-            from .data import read_jsonl
             read_jsonl(config.data.train, field="data.train")  # raises the file's problem, naming the line
             raise BadDataset(f"{Path(config.data.train).name} has no records.", file=config.data.train,
                              field="data.train")

@@ -54,6 +54,7 @@ RULES: Dict[str, Rule] = {
     "train.max_steps": Rule("int", 1000, minimum=1),
     "train.epochs": Rule("int?", None, minimum=1),
     "train.early_stopping": Rule("early_stopping?", None),
+    "train.devices": Rule("int|auto", 1, minimum=1, maximum=64),
     "train.micro_batch_size": Rule("int|auto", 1, minimum=1, maximum=1024),
     "train.gradient_accumulation": Rule("int", 4, minimum=1, maximum=4096),
     "train.learning_rate": Rule("number", 0.0002, exclusive_minimum=0, maximum=1),
@@ -123,6 +124,7 @@ class TrainConfig:
     max_steps: int
     epochs: Optional[int]  # set: the run's length in passes over the training rows (max_steps is ignored)
     early_stopping: Optional["EarlyStopping"]
+    devices: Union[int, str]  # training processes (launch.py); "auto": every visible GPU
     micro_batch_size: Union[int, str]  # an int, or "auto" until Recipe.setup resolves it (plan.pick)
     gradient_accumulation: int
     learning_rate: float

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
@@ -20,16 +19,11 @@ import torch
 
 from .chat import ChatData
 from .config import Config
+from .jsonl import Record, read_jsonl  # noqa: F401 (Record: part of this module's interface)
 from .errors import BadConfig, BadDataset, BadTemplate
 from .packing import block_causal_mask, pack
 from .sequence import IGNORE, Sequence
 from .template import PromptTemplate
-
-@dataclass(frozen=True)
-class Record:
-    line: int  # 1-based line in the file
-    fields: Dict[str, Any]
-
 
 @dataclass
 class Dataset:
@@ -38,46 +32,6 @@ class Dataset:
     summary: Dict[str, int]  # DataSummary of protocol/engine.ts
     validation_records: List[Record] = dataclass_field(default_factory=list)  # the records behind `validation`, in order
     validation_path: str = ""  # the file those records' line numbers refer to
-
-
-def read_jsonl(path: str | Path, *, field: str = "data.train") -> List[Record]:
-    """Parse a JSONL file: one JSON object per line; blank lines are skipped."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise BadDataset(f"data file not found: {path}. Check `{field}` in the config.", file=str(path),
-                         field=field) from None
-    except OSError as exc:
-        raise BadDataset(f"cannot read {path}: {exc}", file=str(path), field=field) from None
-    records: List[Record] = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadDataset(f"{path.name}:{number}: not UTF-8 (byte {exc.start + 1}); save the file as UTF-8.",
-                             file=str(path), line=number) from None
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadDataset(f"{path.name}:{number}:{exc.colno}: invalid JSON: {exc.msg}. Each line must be one "
-                             "complete JSON object.", file=str(path), line=number) from None
-        except RecursionError:
-            raise BadDataset(f"{path.name}:{number}: JSON nested too deeply to read; a record is one flat-ish "
-                             "object of fields.", file=str(path), line=number) from None
-        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
-            raise BadDataset(f"{path.name}:{number}: unreadable JSON value: {exc}.", file=str(path),
-                             line=number) from None
-        if not isinstance(value, dict):
-            raise BadDataset(f"{path.name}:{number}: expected a JSON object ({{\"field\": ...}}), got "
-                             f"{type(value).__name__}.", file=str(path), line=number)
-        records.append(Record(number, value))
-    if not records:
-        raise BadDataset(f"{path.name} has no records; it needs one JSON object per line.", file=str(path),
-                         field=field)
-    return records
 
 
 def field_problem(rule: str, record: Dict[str, Any], name: str) -> Optional[str]:

@@ -11,13 +11,14 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 from . import protocol as P
 from .env import env_report
 from .errors import Busy, InvalidParams
 from .events import Events
 from .generate import Generator
+from .launch import LaunchedRun, devices_for
 from .recipe import Recipe
 from .rpc import Connection
 
@@ -50,7 +51,7 @@ class RpcEvents(Events):
 
 @dataclass
 class ActiveRun:
-    recipe: Recipe
+    recipe: Union[Recipe, LaunchedRun]
     cancel: threading.Event
     thread: Optional[threading.Thread] = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -125,8 +126,10 @@ class Handlers:
             raise Busy(f"run {active.recipe.run_id} is still training; cancel it or wait for it to end.")
         cancel = threading.Event()
         run = ActiveRun(recipe=None, cancel=cancel)  # type: ignore[arg-type]
-        recipe = Recipe(config, run_dir, resume=resume, cancel=cancel,
-                        events=RpcEvents(self.conn, run_dir.name, run.done.set))
+        events = RpcEvents(self.conn, run_dir.name, run.done.set)
+        devices = devices_for(config)
+        recipe = (Recipe(config, run_dir, resume=resume, cancel=cancel, events=events) if devices == 1 else
+                  LaunchedRun(config, run_dir, devices=devices, resume=resume, cancel=cancel, events=events))
         run.recipe = recipe
         summary = recipe.validate()  # EngineError -> this request's error; nothing written
         self.generator.release()  # training needs the GPU memory the generator holds

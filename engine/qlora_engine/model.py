@@ -188,7 +188,7 @@ def load_base_model(config: Config, source: str) -> Any:
     if quant is not None:
         kwargs["quantization_config"] = quant
     if torch.cuda.is_available():
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # a distributed rank's own GPU (distributed.py)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:

@@ -106,6 +106,12 @@ def step_targets(passes: Seq[Pass]) -> int:
     return sum(int(p.targets.numel()) for p in passes)
 
 
+def rows_targets(rows: Seq[Sequence]) -> int:
+    """step_targets of the passes these rows would make, without making them (each record's tokens after its
+    first that carry a label)."""
+    return sum(sum(1 for label in labels[1:] if label != IGNORE) for _, labels in records_of(rows))
+
+
 def decoder_and_head(model: Any) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """The transformer body (embeddings .. final norm) and lm_head of a (PEFT-wrapped) causal LM."""
     base = base_model(model)

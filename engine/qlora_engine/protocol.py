@@ -103,6 +103,7 @@ RUN_FOLDER = {
     "bestAdapter": "best-adapter",
     "eval": "eval",
     "tensorboard": "tensorboard",
+    "workers": "workers",
 }
 # Keys of run.json (RunRecord) and of metrics.jsonl lines (TrainLine, EvalLine; the last three of EVAL_LINE_KEYS
 # are optional: ROUGE at train.rouge_every, `best` when the evaluation is the best so far).

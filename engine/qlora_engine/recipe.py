@@ -51,18 +51,19 @@ from .tensorboard_log import TensorBoardLog, check_available
 from .events import Events, Fanout, NullEvents
 from .files import read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, EarlyStopper, RougeSample, plan_evaluation, rouge_scores, validation_loss
-from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype, device,
+from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype,
                     load_base_model, load_tokenizer, uncompile_layers)
 from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
-from .passes import pass_loss_sum, plan_passes, step_targets, verify_passes
+from .passes import pass_loss_sum, plan_passes, rows_targets, step_targets, verify_passes
 from .plan import resolve
 from . import varlen
 from .protocol import ERROR_CODES, RUN_FOLDER
 from .template import load_template
 from .chat import load_chat, resolve_format
+from .distributed import Group
 
 __all__ = ["Recipe", "Events", "NullEvents"]
 log = logging.getLogger(__name__)
@@ -99,13 +100,17 @@ def seed_everything(seed: int) -> None:
 
 class Recipe:
     def __init__(self, config: Dict[str, Any], run_dir: "str | Path", *, resume: bool = False,
-                 events: Optional[Events] = None, cancel: Optional[threading.Event] = None) -> None:
+                 events: Optional[Events] = None, cancel: Optional[threading.Event] = None,
+                 group: Optional[Group] = None) -> None:
+        # One of train.devices processes (distributed.py): rank 0 owns the run folder, events and evaluation.
+        self.group = group or Group()
         self.raw_config = config
         self.run_dir = Path(run_dir).absolute()
         self.run_id = self.run_dir.name
         self.resume = resume
         # metrics.jsonl listens to the same events as the caller: each metric is reported once.
-        self.events: Events = Fanout(MetricsLog(self.run_dir / RUN_FOLDER["metrics"]), events or NullEvents())
+        self.events: Events = (Fanout(MetricsLog(self.run_dir / RUN_FOLDER["metrics"]), events or NullEvents())
+                               if self.group.main else NullEvents())
         self.cancel = cancel or threading.Event()
         self.config: Optional[Config] = None
         self.summary: Optional[Dict[str, int]] = None
@@ -188,7 +193,8 @@ class Recipe:
                 raise CheckpointNotFound(f"{self.run_id} has no complete checkpoint to resume from; start a new "
                                          "run instead.", file=str(self.run_dir))
             checkpoint.verify(self._resume_from)  # a truncated file is named now, not as a load error later
-        elif (self.run_dir / RUN_FOLDER["record"]).exists():
+        elif self.group.main and (self.run_dir / RUN_FOLDER["record"]).exists():
+            # (the other ranks start once the launcher checked this, and may see rank 0 create the run)
             raise BadConfig(f"{self.run_dir} already holds a run; resume it, or choose a new run folder.",
                             file=str(self.run_dir))
 
@@ -234,21 +240,24 @@ class Recipe:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         config = self._config()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._locks.append(run_folder_lock(self.run_dir, self.run_id))  # Busy: another process writes it
-        self._owns_folder = True
+        self._device = self.group.device()
+        if self.group.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._locks.append(run_folder_lock(self.run_dir, self.run_id))  # Busy: another process writes it
+            self._owns_folder = True
         if torch.cuda.is_available():
-            self._locks.append(gpu_lock(torch.cuda.current_device(), self.run_id))
-        checkpoint.remove_temp(self.checkpoints_dir)
-        checkpoint.remove_temp(self.run_dir)  # a half-written adapter/ or best-adapter/ of a crashed run
-        # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
-        write_yaml(self.run_dir / RUN_FOLDER["config"], to_dict(config))
+            self._locks.append(gpu_lock(self._device.index or 0, self.run_id))
+        if self.group.main:
+            checkpoint.remove_temp(self.checkpoints_dir)
+            checkpoint.remove_temp(self.run_dir)  # a half-written adapter/ or best-adapter/ of a crashed run
+            # config.yaml is the config as run: a resume with a changed config (say a higher max_steps) rewrites it.
+            write_yaml(self.run_dir / RUN_FOLDER["config"], to_dict(config))
         previous = self._previous_run()
         self._started_at = previous.get("startedAt") or _now()
         if self._resume_from is not None:
             self.best.resume(previous.get("best"), int(checkpoint.read_state(self._resume_from)["step"]))
         self._write_run_json("running")
-        if config.log.tensorboard:
+        if config.log.tensorboard and self.group.main:
             self.events = Fanout(self.events, TensorBoardLog(self.run_dir / RUN_FOLDER["tensorboard"]))
         summary = self.summary or {}
         # The data was read and tokenized by validate(); the stage reports what it found.
@@ -256,7 +265,6 @@ class Recipe:
                           f"{summary.get('trainSequences')} sequences, {summary.get('validationRecords')} for "
                           f"validation, {summary.get('droppedTooLong')} dropped as longer than max_length")
 
-        self._device = device()
         config = self._resolve_auto(config, previous)
         self.config = config = self._apply_epochs(config)
         self.total_steps = config.train.max_steps
@@ -286,7 +294,8 @@ class Recipe:
                                     snapshot.batch_index)
             # Lines past the checkpoint were written by the interrupted run; they are about to be redone.
             kept = [r for r in read_jsonl_lenient(self.metrics_path) if r.get("step", 0) <= snapshot.step]
-            write_jsonl(self.metrics_path, kept)
+            if self.group.main:
+                write_jsonl(self.metrics_path, kept)
             for row in kept:  # early stopping counts on from the evaluations before the checkpoint
                 if row.get("type") == "eval":
                     self._stopper.update(row)
@@ -294,7 +303,8 @@ class Recipe:
             seed_everything(config.train.seed)
             self.step = 0
             self._order = DataOrder(rows, config.train.micro_batch_size, config.train.seed)
-            write_jsonl(self.metrics_path, [])
+            if self.group.main:
+                write_jsonl(self.metrics_path, [])
 
     # ------------------------------------------------------------------ train
     def train(self) -> str:
@@ -315,6 +325,14 @@ class Recipe:
         try:
             while self.step < self.total_steps:
                 snapshot = self._snapshot()  # the state a cancel during this step goes back to
+                if self.group.distributed:  # rank 0's cancel or early stop, for every rank at the same step
+                    cancel, stop = self.group.flags(self.cancel.is_set(), self._stop_reason is not None,
+                                                    device=self._device)
+                    if stop:
+                        self._stop_reason = self._stop_reason or "early stopping (rank 0's evaluation)"
+                        break
+                    if cancel:
+                        raise Cancelled()
                 loss, grad_norm, tokens, lr = self._step_or_fall_back(snapshot)
                 self.step += 1
                 session_steps += 1
@@ -327,7 +345,7 @@ class Recipe:
                 self._session_tokens += tokens
                 window["losses"].append(loss)  # device tensors: read at the log step
                 logged = self.step % train.log_every == 0 or self.step == self.total_steps
-                if logged:
+                if logged and self.group.main:
                     self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
                                        session_steps=session_steps)
                     window = {"start": time.perf_counter(), "tokens": 0, "losses": []}
@@ -336,7 +354,7 @@ class Recipe:
                 improved = False
                 last = self.step == self.total_steps
                 rouge = bool(train.rouge_every) and (self.step % train.rouge_every == 0 or last)
-                if rouge or (train.eval_every and (self.step % train.eval_every == 0 or last)):
+                if self.group.main and (rouge or (train.eval_every and (self.step % train.eval_every == 0 or last))):
                     improved = self._evaluate(rouge=rouge)
                 if improved or (train.save_every and self.step % train.save_every == 0):
                     self._save_checkpoint(self._snapshot())
@@ -346,7 +364,8 @@ class Recipe:
                 if self._stop_reason is not None:
                     self.events.stage("training", f"Stopped at step {self.step} of {self.total_steps}: "
                                       f"{self._stop_reason}")
-                    break
+                    if not self.group.distributed:  # the others hear of it at the top of the loop
+                        break
         except Cancelled:
             self.optimizer.zero_grad(set_to_none=True)  # the partial step's gradients are discarded
             if snapshot.step > 0 and saved_step != snapshot.step:
@@ -367,6 +386,8 @@ class Recipe:
         else:
             total, tokens = self._micro_batched_backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.group.sum_gradients(params)  # every rank now holds the whole step's gradient
+        total = self.group.sum(total)
         max_norm = train.max_grad_norm if train.max_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
         # Consecutive non-finite steps, counted on the device; read (and acted on) when the host looks anyway.
@@ -430,29 +451,35 @@ class Recipe:
         train = self._config().train
         train_rows = self._data().train
         rows = [train_rows[i] for _ in range(train.gradient_accumulation) for i in self._order.next()]
-        passes = plan_passes(rows, int(train.tokens_per_pass))
-        targets = max(1, step_targets(passes))
+        passes = plan_passes(self.group.share(rows), int(train.tokens_per_pass))
+        # Divided by the whole step's targets on every rank: summed across ranks, the gradients are one process's.
+        targets = max(1, rows_targets(rows) if self.group.distributed else step_targets(passes))
         total = torch.zeros((), device=self._device)
         with varlen.attention(self.model):
             for batch in passes:
-                if self.cancel.is_set():
-                    raise Cancelled()
+                self._check_cancel()
                 loss = pass_loss_sum(self.model, batch.to(self._device), loss_chunk=train.loss_chunk) / targets
                 loss.backward()
                 total += loss.detach()
                 del loss
-        return total, sum(p.tokens for p in passes)
+        return total, sum(len(r) for r in rows)
+
+    def _check_cancel(self) -> None:
+        """Between forward passes, on one process; with several, at the next step (a rank leaving mid-step would
+        leave the others waiting in the gradient sum)."""
+        if not self.group.distributed and self.cancel.is_set():
+            raise Cancelled()
 
     def _micro_batched_backward(self) -> Tuple[torch.Tensor, int]:
         """The straightforward path: one padded forward pass per micro-batch."""
         train = self._config().train
-        batches = [self._batch(self._order.next()) for _ in range(train.gradient_accumulation)]
-        targets = max(1, sum(b.target_tokens for b in batches))
+        every = [self._batch(self._order.next()) for _ in range(train.gradient_accumulation)]
+        targets = max(1, sum(b.target_tokens for b in every))
+        batches = self.group.share(every)
         total = torch.zeros((), device=self._device)
         dtype = mask_dtype(self.model)
         for batch in batches:
-            if self.cancel.is_set():
-                raise Cancelled()
+            self._check_cancel()
             # No name keeps the logits: the loss saves only its log-softmax, so the logits (T x vocab floats,
             # the largest activation) are freed before backward instead of living through it.
             loss = token_loss_sum(self.model(**batch.model_inputs(self._device, dtype)).logits,
@@ -460,7 +487,7 @@ class Recipe:
             loss.backward()
             total += loss.detach()
             del loss
-        return total, sum(b.tokens for b in batches)
+        return total, sum(b.tokens for b in every)
 
     def _resolve_auto(self, config: Config, previous: Dict[str, Any]) -> Config:
         """Replace "auto" settings by the plan's picks for this device; a resume keeps the run's micro_batch_size."""
@@ -474,6 +501,8 @@ class Recipe:
         if config.train.micro_batch_size == "auto" and isinstance(recorded, int):
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=recorded))
         config, self.picks = resolve(config, free)
+        # Every rank trains with rank 0's picks: the data order depends on micro_batch_size.
+        config, self.picks = self.group.broadcast((config, self.picks))
         self.config = config
         return config
 
@@ -542,6 +571,8 @@ class Recipe:
 
     def _save_best_adapter(self) -> None:
         """best-adapter/ <- the best checkpoint's adapter, complete before it replaces the previous one."""
+        if not self.group.main:
+            return
         source = Path(self.best.record["path"]) / "adapter"
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-best-adapter-", dir=self.run_dir))
         try:
@@ -555,6 +586,8 @@ class Recipe:
         return Snapshot(step=self.step, epoch=self._order.epoch, batch_index=self._order.index, rng=capture_rng())
 
     def _save_checkpoint(self, snapshot: Snapshot) -> None:
+        if not self.group.main:
+            return
         try:
             path = checkpoint.save(self.checkpoints_dir, snapshot, self.model, self.optimizer, self.scheduler)
         except OSError as exc:
@@ -570,7 +603,9 @@ class Recipe:
 
     # ------------------------------------------------------------------ save / cleanup
     def save(self) -> Path:
-        """The final adapter, in PEFT format, renamed into place when complete."""
+        """The final adapter, in PEFT format, renamed into place when complete (rank 0's: the replicas are equal)."""
+        if not self.group.main:
+            return self.adapter_dir
         self.events.stage("saving", "Saving the adapter")
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-adapter-", dir=self.run_dir))
         try:

@@ -218,6 +218,21 @@ describe('cli against the real engine', () => {
     assert.equal(fs.existsSync(path.join(dir, 'merged-2')), false);
   });
 
+  engineIt('train --devices 2 runs two processes through torchrun (gloo on the CPU) and reports like one; --devices 0 exits 2', async () => {
+    const runsDir = path.join(dir, 'runs-devices');
+    const r = await inProcess(['train', variant('devices', (y) => y), '--devices', '2', '--max-steps', '2', '--json', '--runs-dir', runsDir]);
+    assert.equal(r.code, 0, explain(r));
+    const end = r.events.at(-1)!;
+    assert.equal(end.status, 'completed', explain(r));
+    assert.deepEqual(r.events.filter((e) => e.event === 'progress').map((e) => e.step), [1, 2]);
+    const runDir = end.run_dir as string;
+    assert.match(fs.readFileSync(path.join(runDir, 'config.yaml'), 'utf8'), /devices: 2/);
+    for (const rank of [0, 1]) assert.match(fs.readFileSync(path.join(runDir, 'workers', `rank-${rank}.log`), 'utf8'), new RegExp(`rank ${rank} of 2`));
+    const bad = await inProcess(['train', variant('devices-0', (y) => y), '--devices', '0', '--runs-dir', runsDir]);
+    assert.equal(bad.code, 2, explain(bad));
+    assert.match(bad.stderr, /--devices train\.devices: /);
+  });
+
   engineIt('chat data: samples/chat/tiny.yaml (ShareGPT, detected) trains, and eval prompts through the chat template, scored against the last assistant turn', async () => {
     const runsDir = path.join(dir, 'runs-chat');
     const chatYaml = path.join(repo, 'samples', 'chat', 'tiny.yaml');

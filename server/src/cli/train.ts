@@ -28,6 +28,8 @@ Fine-tune a model with QLoRA as the config says; the run is written to <runs-dir
 Options:
   --resume <run-dir>   continue a cancelled or failed run from its newest checkpoint, with its saved config.yaml
   --max-steps <n>      override train.max_steps (with --resume: extend the run)
+  --devices <n|auto>   override train.devices: training processes, one per GPU (data parallel, through torchrun;
+                       without GPUs, CPU processes). auto: every visible GPU
   --runs-dir <dir>     where runs are written (default: ./runs)
   --python <path>      Python for the engine (default: $QLORA_STUDIO_PYTHON, else the project's .venv)
   --json               one JSON object per line per event; the last is {"event":"end",...}
@@ -41,6 +43,7 @@ Exit status: 0 completed, 1 failed, 2 bad input (config, data, template, environ
 const options = {
   resume: { type: 'string' },
   'max-steps': { type: 'string' },
+  devices: { type: 'string' },
   'runs-dir': { type: 'string' },
   python: { type: 'string' },
   json: { type: 'boolean' },
@@ -107,10 +110,14 @@ async function runTrain(args: string[], ctx: CliContext): Promise<number> {
 }
 
 /** The command line → a TrainRequest for the training core (config and run folder, or the run to resume). */
-function prepare(values: { resume?: string; 'max-steps'?: string; 'runs-dir'?: string }, positionals: string[], ctx: CliContext): Prepared {
+function prepare(values: { resume?: string; 'max-steps'?: string; devices?: string; 'runs-dir'?: string }, positionals: string[], ctx: CliContext): Prepared {
   const overrides: ConfigOverride[] = [];
   if (values['max-steps'] !== undefined) {
     overrides.push({ field: 'train.max_steps', value: parseOverrideNumber(values['max-steps']), flag: '--max-steps' });
+  }
+  if (values.devices !== undefined) {
+    const value = values.devices.trim() === 'auto' ? 'auto' : parseOverrideNumber(values.devices);
+    overrides.push({ field: 'train.devices', value, flag: '--devices' });
   }
   if (positionals.length > 1) throw new UsageError(`expected one config file, got ${positionals.length}: ${positionals.join(' ')}`);
   if (values.resume !== undefined) {
