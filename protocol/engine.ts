@@ -172,13 +172,56 @@ export interface ModelExportResult {
   files: Record<string, number>;
 }
 
-/** Engine → server, during model/import and model/export. */
+/**
+ * A hub model's files fetched into the Hugging Face cache (HF_HUB_CACHE; the hub is HF_ENDPOINT): config, tokenizer,
+ * chat template and the safetensors weights (never pickled *.bin weights). An interrupted download resumes where it
+ * stopped (the partial file is kept beside the blob and fetched on with an HTTP Range request); files already in the
+ * cache are not fetched again. `model/didProgress` (stage `downloading`, with `download`) reports the bytes.
+ */
+export const ModelPull = 'model/pull';
+export interface ModelPullParams {
+  /** Hub id (`microsoft/phi-2`). */
+  model: string;
+  /** Branch, tag or commit; default the repository's default branch. */
+  revision?: string;
+}
+export interface ModelPullResult {
+  model: string;
+  revision: string;
+  /** The commit the files are from. */
+  commit: string;
+  /** The snapshot folder in the cache (what transformers loads for this id). */
+  folder: string;
+  /** Every file of the model, with its size in bytes. */
+  files: Record<string, number>;
+  /** Their total size, and how much of it this pull fetched (0: all were cached). */
+  bytes: number;
+  downloadedBytes: number;
+}
+
+/** Bytes of a model download so far (model/pull, and the `downloading` stage of training, eval and summarize). */
+export interface DownloadProgress {
+  model: string;
+  /** The file being fetched now. */
+  file: string;
+  /** Bytes of the model's files on disk, those found complete or partial before this download included. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** Over the last few seconds; 0 before any byte arrived. */
+  bytesPerSecond: number;
+  filesDone: number;
+  filesTotal: number;
+}
+
+/** Engine → server, during model/import, model/export, model/pull and a generate that downloads its model. */
 export const ModelDidProgress = 'model/didProgress';
 export interface ModelDidProgressParams {
-  /** checksum, reading, tokenizer, dequantizing N tensors, saving, done */
+  /** checksum, reading, tokenizer, dequantizing N tensors, saving, downloading, done */
   stage: string;
   /** 0..1 within the stage, when known. */
   fraction: number | null;
+  /** Stage `downloading`: the bytes so far. */
+  download?: DownloadProgress;
 }
 
 // ---------------------------------------------------------------- generation
@@ -231,11 +274,13 @@ export interface GenerateDidStreamParams {
 // ---------------------------------------------------------------- notifications (engine -> server)
 
 export const TrainDidStage = 'train/didStage';
-export type Stage = 'loading-data' | 'loading-model' | 'training' | 'saving';
+export type Stage = 'loading-data' | 'downloading' | 'loading-model' | 'training' | 'saving';
 export interface TrainDidStageParams {
   runId: string;
   stage: Stage;
   message: string;
+  /** Stage `downloading` (a hub model not yet in the cache): sent again as bytes arrive, a few times a second. */
+  download?: DownloadProgress;
 }
 
 export const TrainDidProgress = 'train/didProgress';
@@ -327,6 +372,10 @@ export const ErrorCodes = {
   CheckpointDamaged: -32013,
   /** A model file that cannot be imported: truncated or corrupt, or an unsupported architecture or quantization. */
   BadModelFile: -32014,
+  /** The model hub could not be reached (no network, HF_ENDPOINT down, a proxy, a hub error 5xx). */
+  HubUnreachable: -32015,
+  /** The hub refused the model: gated (its license not accepted) or private, with no token or a token without access. */
+  ModelGated: -32016,
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -340,6 +389,7 @@ export const BadInputCodes: readonly number[] = [
   ErrorCodes.BitsAndBytesMissing,
   ErrorCodes.CheckpointNotFound,
   ErrorCodes.BadModelFile,
+  ErrorCodes.ModelGated,
 ];
 
 /** `error.data` of a known failure: where the problem is, and what to do about it. */
@@ -364,6 +414,7 @@ export const EngineMethods = [
   TrainPlan,
   ModelImport,
   ModelExport,
+  ModelPull,
   Generate,
   TrainDidStage,
   TrainDidProgress,

@@ -160,3 +160,27 @@ class BadModelFile(_Known):
     CODE = ERROR_CODES["BadModelFile"]
     REMEDY = ('Use a complete .gguf file (compare its size or SHA-256 with the source) of a supported architecture;'
               ' a quantization type named here cannot be dequantized by the installed gguf package.')
+
+
+class HubUnreachable(_Known):
+    CODE = ERROR_CODES["HubUnreachable"]
+    REMEDY = ('Check the network connection (and HF_ENDPOINT or proxy settings), then run again: the download resumes '
+              'where it stopped. HF_HUB_OFFLINE=1 uses only models already in the cache.')
+
+
+class ModelGated(_Known):
+    CODE = ERROR_CODES["ModelGated"]
+    REMEDY = ("Accept the model's license on its hub page with your account, then give the engine a token: set "
+              "HF_TOKEN (a read token from huggingface.co/settings/tokens) or run `huggingface-cli login`.")
+
+
+class DownloadWriteFailed(WriteFailed):
+    """A model download that could not be written into the cache: same code as WriteFailed, its own remedy."""
+    REMEDY = ('Free disk space where the Hugging Face cache is (or set HF_HUB_CACHE to a folder on a bigger disk), '
+              'then run again: the download resumes where it stopped.')
+
+
+class HubModelNotFound(ModelNotFound):
+    """A hub id the hub does not know (or will not show without a token): same code as ModelNotFound."""
+    REMEDY = ("Check the id on the model's hub page (owner/name) and the revision; a private model needs HF_TOKEN set "
+              "to a token with access to it.")

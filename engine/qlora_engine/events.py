@@ -12,6 +12,9 @@ class Events:
     def stage(self, stage: str, message: str) -> None:
         """'loading-data' | 'loading-model' | 'training' | 'saving' (TrainDidStageParams without runId)."""
 
+    def download(self, params: Dict[str, Any]) -> None:
+        """DownloadProgress, a few times a second while a hub model's weights are fetched (stage 'downloading')."""
+
     def progress(self, params: Dict[str, Any]) -> None:
         """TrainDidProgressParams, every train.log_every optimizer steps."""
 
@@ -38,6 +41,10 @@ class Fanout(Events):
     def stage(self, stage: str, message: str) -> None:
         for s in self.subscribers:
             s.stage(stage, message)
+
+    def download(self, params: Dict[str, Any]) -> None:
+        for s in self.subscribers:
+            s.download(params)
 
     def progress(self, params: Dict[str, Any]) -> None:
         for s in self.subscribers:

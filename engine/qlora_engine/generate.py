@@ -32,7 +32,9 @@ from . import decode
 from .config import Config, parse_config
 from .decode import DecodeGraphs
 from .errors import BadConfig, BadDataset, InvalidParams, ModelNotFound
-from .model import check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer
+from .hub_pull import Report
+from .model import (check_device_support, check_model, compute_dtype, device, load_base_model, load_tokenizer,
+                    pull_weights)
 from .streaming import Emit, RowStreamer, cut_at_stop
 from .template import PromptTemplate, load_template
 from .chat import ChatData, load_chat, resolve_format
@@ -186,7 +188,7 @@ class Generator:
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ loading
-    def _base(self, config: Config) -> Tuple[Any, Any]:
+    def _base(self, config: Config, download: Optional[Report] = None) -> Tuple[Any, Any]:
         key = (config.model, config.quantization, config.double_quant, str(compute_dtype(config)),
                config.trust_remote_code)
         if key != self._key:
@@ -195,6 +197,7 @@ class Generator:
             source, _ = check_model(config)
             tokenizer = load_tokenizer(config, source)
             tokenizer.padding_side = "left"
+            pull_weights(config, download)
             model = load_base_model(config, source)
             model.eval()
             model.config.use_cache = True
@@ -235,9 +238,10 @@ class Generator:
         self._model.set_adapter(self._adapters[str(path)][0])
 
     # ------------------------------------------------------------------ request
-    def generate(self, params: Dict[str, Any],
-                 notify: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
-        """The generate request; with params.streamId, `notify` gets GenerateDidStreamParams as text grows."""
+    def generate(self, params: Dict[str, Any], notify: Optional[Callable[[Dict[str, Any]], None]] = None,
+                 download: Optional[Report] = None) -> Dict[str, Any]:
+        """The generate request; with params.streamId, `notify` gets GenerateDidStreamParams as text grows;
+        `download` sees the bytes of a hub model's weights fetched before its first load (hub_pull.Progress)."""
         if not isinstance(params, dict):
             raise InvalidParams("generate: params must be an object.")
         config = parse_config(params.get("config"))
@@ -274,7 +278,7 @@ class Generator:
         config = resolve_format(config)
         template = load_template(config.template) if config.data.format == "template" else None
         prompts = render_prompts(template, records) if template else []
-        self._base(config)
+        self._base(config, download)
         if template is None:  # chat: the run's chat template, through the tokenizer just loaded
             chat = load_chat(config, self._tokenizer)
             prompts, stops = render_chat_prompts(chat, records), chat.stop

@@ -35,6 +35,10 @@ class RpcEvents(Events):
     def stage(self, stage: str, message: str) -> None:
         self.conn.notify(P.TRAIN_DID_STAGE, {"runId": self.run_id, "stage": stage, "message": message})
 
+    def download(self, params: Dict[str, Any]) -> None:
+        self.conn.notify(P.TRAIN_DID_STAGE, {"runId": self.run_id, "stage": "downloading",
+                                             "message": f"Downloading {params['model']}", "download": params})
+
     def progress(self, params: Dict[str, Any]) -> None:
         self.conn.notify(P.TRAIN_DID_PROGRESS, params)
 
@@ -81,7 +85,7 @@ class Handlers:
     def handlers(self) -> Dict[str, Callable[[Any], Any]]:
         return {P.INITIALIZE: self.initialize, P.SHUTDOWN: self.shutdown, P.TRAIN_START: self.train_start,
                 P.TRAIN_CANCEL: self.train_cancel, P.TRAIN_PLAN: self.train_plan, P.MODEL_IMPORT: self.model_import,
-                P.MODEL_EXPORT: self.model_export, P.GENERATE: self.generate}
+                P.MODEL_EXPORT: self.model_export, P.MODEL_PULL: self.model_pull, P.GENERATE: self.generate}
 
     def serve(self) -> None:
         self.conn.serve(self.handlers, {P.EXIT: self._exit}, lambda: self._stop)
@@ -180,6 +184,22 @@ class Handlers:
             return export_gguf(config, adapter, out, _require(params, "quant", str), self._model_progress())
         return export_merged(config, adapter, out, _require(params, "dtype", str), self._model_progress())
 
+    def model_pull(self, params: Any) -> Dict[str, Any]:
+        from .hub_pull import pull
+        model = _require(params, "model", str)
+        revision = params.get("revision")
+        if revision is not None and not isinstance(revision, str):
+            raise InvalidParams("revision must be a string", field="revision")
+        return pull(model, revision, report=self._download_progress())
+
+    def _download_progress(self) -> Callable[[Any], None]:
+        """hub_pull.Progress -> model/didProgress, stage downloading (hub_pull already reports a few times a second)."""
+        def report(p: Any) -> None:
+            fraction = p.bytes_done / p.bytes_total if p.bytes_total else None
+            self.conn.notify(P.MODEL_DID_PROGRESS, {"stage": "downloading", "fraction": fraction,
+                                                    "download": p.to_wire()})
+        return report
+
     def _model_progress(self) -> Callable[[str, Optional[float]], None]:
         """model/didProgress, at most ~100 notifications per stage (a 10 GB checksum must not flood the channel)."""
         last = {"stage": "", "fraction": -1.0}
@@ -196,4 +216,5 @@ class Handlers:
         active = self._busy()
         if active is not None:
             raise Busy(f"run {active.recipe.run_id} is training on the GPU; generate when it ends or cancel it.")
-        return self.generator.generate(params, notify=lambda p: self.conn.notify(P.GENERATE_DID_STREAM, p))
+        return self.generator.generate(params, notify=lambda p: self.conn.notify(P.GENERATE_DID_STREAM, p),
+                                       download=self._download_progress())

@@ -1,13 +1,14 @@
 """Loading the tokenizer and base model (quantized or not) and adding the LoRA adapter.
 
 Checks that need no weights run first (`check_model`): the model exists (local folder with config.json, or a
-hub id in the cache when offline), the device supports the quantization, and every LoRA target names a linear
-layer of the architecture, found on a weightless skeleton built on the meta device from the config alone.
+hub id: its config and tokenizer fetched into the cache by hub_pull, or found there when offline), the device
+supports the quantization, and every LoRA target names a linear layer of the architecture, found on a weightless
+skeleton built on the meta device from the config alone. A hub model's weights are fetched by the caller that
+loads them (`pull_weights`), as its `downloading` stage.
 """
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, List, Set, Tuple
 
@@ -15,12 +16,9 @@ import torch
 
 from .config import Config
 from .errors import BadConfig, ModelNotFound, bitsandbytes_missing, cuda_unavailable
+from .hub_pull import Report, is_hub_id, offline, pull
 
 log = logging.getLogger(__name__)
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def device() -> torch.device:
@@ -38,7 +36,7 @@ def compute_dtype(config: Config) -> torch.dtype:
 def model_source(config: Config) -> str:
     """The folder or hub id to load from; ModelNotFound (field "model") when it cannot be found."""
     name = config.model
-    if os.path.isabs(name) or name.startswith(("./", "../", "~")):
+    if not is_hub_id(name):
         folder = Path(name).expanduser()
         if not folder.is_absolute():
             raise BadConfig(f"model path {name!r} must be absolute (the server resolves it against the config "
@@ -57,9 +55,19 @@ def model_source(config: Config) -> str:
         if not isinstance(cached, str):
             raise ModelNotFound(
                 f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading "
-                f"it. Run `huggingface-cli download {name}` where there is network, or set `model` to a local "
+                f"it. Run `qlora-studio pull {name}` where there is network, or set `model` to a local "
                 "folder.", field="model")
+    else:
+        pull(name, weights=False)  # config and tokenizer; a gated, missing or unreachable model is named here
     return name
+
+
+def pull_weights(config: Config, report: "Report | None" = None, cancel: Any = None) -> bool:
+    """A hub model's weights into the cache before they load (nothing for a folder, or when they are there);
+    `report` sees the bytes (hub_pull.Progress) only when some must be fetched. True when it fetched any."""
+    if not is_hub_id(config.model):
+        return False
+    return pull(config.model, report=report, cancel=cancel)["downloadedBytes"] > 0
 
 
 def load_auto_config(config: Config, source: str) -> Any:

@@ -19,6 +19,7 @@ TRAIN_PLAN = "train/plan"
 # models
 MODEL_IMPORT = "model/import"
 MODEL_EXPORT = "model/export"
+MODEL_PULL = "model/pull"
 
 # generation
 GENERATE = "generate"
@@ -40,6 +41,7 @@ ENGINE_METHODS = (
     TRAIN_PLAN,
     MODEL_IMPORT,
     MODEL_EXPORT,
+    MODEL_PULL,
     GENERATE,
     TRAIN_DID_STAGE,
     TRAIN_DID_PROGRESS,
@@ -73,6 +75,8 @@ ERROR_CODES = {
     "WriteFailed": -32012,
     "CheckpointDamaged": -32013,
     "BadModelFile": -32014,
+    "HubUnreachable": -32015,
+    "ModelGated": -32016,
 }
 
 # Codes meaning "the user's input is wrong" (the CLI exits 2 for these).
@@ -85,10 +89,11 @@ BAD_INPUT_CODES = (
     ERROR_CODES["BitsAndBytesMissing"],
     ERROR_CODES["CheckpointNotFound"],
     ERROR_CODES["BadModelFile"],
+    ERROR_CODES["ModelGated"],
 )
 
 # Training stages (TrainDidStageParams.stage) and run statuses (RunStatus; run.json adds "running").
-STAGES = ("loading-data", "loading-model", "training", "saving")
+STAGES = ("loading-data", "downloading", "loading-model", "training", "saving")
 RUN_STATUSES = ("completed", "cancelled", "failed")
 
 

@@ -51,8 +51,9 @@ from .tensorboard_log import TensorBoardLog, check_available
 from .events import Events, Fanout, NullEvents
 from .files import read_jsonl_lenient, replace_dir, write_json, write_jsonl, write_yaml
 from .evaluation import BestTracker, EarlyStopper, RougeSample, plan_evaluation, rouge_scores, validation_loss
+from .hub_pull import Cancelled as DownloadCancelled
 from .model import (add_lora, check_device_support, check_model, compile_layers, compiles, compute_dtype,
-                    load_base_model, load_tokenizer, uncompile_layers)
+                    load_base_model, load_tokenizer, pull_weights, uncompile_layers)
 from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
@@ -209,6 +210,8 @@ class Recipe:
             status = self.train()
             if status == "completed":
                 adapter = str(self.save())
+        except DownloadCancelled:  # while the model downloaded: what arrived is kept for the next start
+            status = "cancelled"
         except torch.cuda.OutOfMemoryError as exc:
             error = out_of_memory(str(exc) + (f"; ran with {self._picks_text()}" if self.picks else ""))
         except EngineError as exc:
@@ -268,6 +271,8 @@ class Recipe:
         config = self._resolve_auto(config, previous)
         self.config = config = self._apply_epochs(config)
         self.total_steps = config.train.max_steps
+        # A hub model's weights not yet in the cache: stage `downloading`, the bytes reported as they arrive.
+        pull_weights(config, lambda p: self.events.download(p.to_wire()), self.cancel)
         self.events.stage("loading-model", f"Loading {config.model} (quantization: {config.quantization}); "
                           f"{self._picks_text()}")
         self.model = add_lora(load_base_model(config, self._source), config,

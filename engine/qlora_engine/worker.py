@@ -41,6 +41,9 @@ class SocketEvents(Events):
     def stage(self, stage: str, message: str) -> None:
         self._send("stage", {"stage": stage, "message": message})
 
+    def download(self, params: Dict[str, Any]) -> None:
+        self._send("download", params)
+
     def progress(self, params: Dict[str, Any]) -> None:
         self._send("progress", params)
 

@@ -9,6 +9,7 @@ export interface EngineRequests {
   [P.TrainPlan]: { params: P.TrainPlanParams; result: P.TrainPlanResult };
   [P.ModelImport]: { params: P.ModelImportParams; result: P.ModelImportResult };
   [P.ModelExport]: { params: P.ModelExportParams; result: P.ModelExportResult };
+  [P.ModelPull]: { params: P.ModelPullParams; result: P.ModelPullResult };
   [P.Generate]: { params: P.GenerateParams; result: P.GenerateResult };
 }
 
