@@ -36,3 +36,32 @@ export function formatDuration(seconds: number | null | undefined): string {
   if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
+
+/** 45.2 MiB/s. */
+export function formatSpeed(bytesPerSecond: number | null | undefined): string {
+  return bytesPerSecond === null || bytesPerSecond === undefined || !Number.isFinite(bytesPerSecond) ? MISSING : `${formatBytes(bytesPerSecond)}/s`;
+}
+
+/** What every view shows of a model download (a DownloadProgress of protocol/engine.ts). */
+export interface DownloadNumbers {
+  model: string;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesPerSecond: number;
+}
+
+/** 0..1 of a download's bytes. */
+export function downloadFraction(d: DownloadNumbers): number {
+  return d.bytesTotal > 0 ? Math.min(1, d.bytesDone / d.bytesTotal) : 0;
+}
+
+/** Seconds left at the current speed; null before the speed is known. */
+export function downloadEta(d: DownloadNumbers): number | null {
+  return d.bytesPerSecond > 0 ? Math.max(0, d.bytesTotal - d.bytesDone) / d.bytesPerSecond : null;
+}
+
+/** "Downloading microsoft/phi-2: 1.20 GiB of 5.18 GiB (23%), 45.2 MiB/s, ETA 1m 35s" (the editor's stage line). */
+export function formatDownload(d: DownloadNumbers): string {
+  const percent = Math.floor(downloadFraction(d) * 100);
+  return `Downloading ${d.model}: ${formatBytes(d.bytesDone)} of ${formatBytes(d.bytesTotal)} (${percent}%), ${formatSpeed(d.bytesPerSecond)}, ETA ${formatDuration(downloadEta(d))}`;
+}

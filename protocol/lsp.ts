@@ -191,7 +191,10 @@ export interface ModelExportResult {
   problem: JobProblem | null;
 }
 
-/** Progress of a ModelExport (the engine's stages: loading the base model, merging the adapter, saving, done). */
+/**
+ * Progress of a ModelExport (the engine's stages: loading the base model, merging the adapter, saving, done), and of
+ * the base model's download before a GenerateSummarize (a hub model not in the cache: bytes, speed, ETA in `stage`).
+ */
 export const ModelDidProgress = 'qlora/model/didProgress';
 export interface ModelDidProgressParams {
   runDir: string;

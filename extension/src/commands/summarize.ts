@@ -68,13 +68,18 @@ async function runSummarize(s: Services, uri: vscode.Uri, range: vscode.Range, t
     s.summaries.showPartial(uri, range, run, sofar);
   });
   let result: L.GenerateSummarizeResult;
+  let downloading: vscode.Disposable | undefined; // the base model's bytes, when it is not in the cache yet
   try {
     result = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Summarizing with ${run.runId}${compareWithBase ? ' and the base model' : ''}…`, cancellable: true },
-      (_p, token) => client.request(L.GenerateSummarize, { runDir: run.runDir, text, compareWithBase, maxNewTokens: settings.maxNewTokens(), streamId }, token),
+      (progress, token) => {
+        downloading = client.onNotification(L.ModelDidProgress, (p) => p.runDir === run.runDir && progress.report({ message: p.stage }));
+        return client.request(L.GenerateSummarize, { runDir: run.runDir, text, compareWithBase, maxNewTokens: settings.maxNewTokens(), streamId }, token);
+      },
     );
   } finally {
     streaming.dispose();
+    downloading?.dispose();
   }
   if (result.problem) throw problemError(result.problem);
   await s.ctx.extension.workspaceState.update(LastAdapterKey, run.runDir);

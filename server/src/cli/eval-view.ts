@@ -2,11 +2,14 @@
 import { displayPath } from '../config/errors';
 import type { EvalProgress, PreparedEvaluation } from '../eval/evaluate';
 import { formatTable, type EvalReport, type ReportFiles } from '../eval/report';
+import type { DownloadProgress } from '../../../protocol/engine';
 import { writeJson } from './subcommand';
-import type { Output } from './output';
+import { ProgressLine, type Output } from './output';
 
 export interface EvalView {
   started(prepared: PreparedEvaluation): void;
+  /** The base model's weights downloading (a hub model not yet in the cache), before the first generation. */
+  download(d: DownloadProgress): void;
   progress(p: EvalProgress): void;
   note(message: string): void;
   finished(report: EvalReport, files: ReportFiles): void;
@@ -29,6 +32,9 @@ export class JsonEvalView implements EvalView {
       out: p.outDir,
     });
   }
+  download(d: DownloadProgress): void {
+    writeJson(this.out, { event: 'download', ...d });
+  }
   progress(p: EvalProgress): void {
     writeJson(this.out, { event: 'progress', ...p });
   }
@@ -44,6 +50,8 @@ export class JsonEvalView implements EvalView {
 export class TextEvalView implements EvalView {
   private bar: string | null = null;
   private lastPlain = '';
+  /** A download as lines above the evaluation's bar: a line per tenth of the bytes. */
+  private readonly downloads = new ProgressLine({ write: (text: string) => this.line(text.trimEnd()) });
 
   constructor(
     private readonly out: Output,
@@ -63,6 +71,10 @@ export class TextEvalView implements EvalView {
     const skipped = p.skipped.length ? `; ${p.skipped.length} skipped, prompt over max_length (lines ${p.skipped.map((s) => s.line).join(', ')})` : '';
     this.line(`Evaluating ${displayPath(p.adapter, this.cwd)} on ${p.records.length} ${p.split} record${p.records.length === 1 ? '' : 's'} of ${displayPath(p.dataFile, this.cwd)}${skipped}`);
     this.line(`References: ${p.referenceFields.join(', ')}; greedy, max ${p.maxNewTokens} new tokens, batch ${p.batchSize}`);
+  }
+
+  download(d: DownloadProgress): void {
+    this.downloads.download(d);
   }
 
   progress(p: EvalProgress): void {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Generate } from '../../../protocol/engine';
+import { Generate, ModelDidProgress } from '../../../protocol/engine';
 import { RunFolder } from '../../../protocol/run-folder';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, prepareEvaluation, resolveAdapter, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
@@ -141,6 +141,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   const stderr = supervisor.onStderr((line) => {
     if (values.verbose) ctx.stderr.write(`${line}\n`);
   });
+  const download = supervisor.onNotification(ModelDidProgress, (p) => p.download && view.download(p.download));
   ctx.signals.on('SIGINT', onSigint);
   try {
     view.started(prepared);
@@ -161,6 +162,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   } finally {
     ctx.signals.off('SIGINT', onSigint);
     stderr.dispose();
+    download.dispose();
     if (owned) await supervisor.shutdown();
   }
 }

@@ -10,6 +10,7 @@ import { exportCommand } from './export';
 import { importCommand } from './import';
 import { lintCommand } from './lint';
 import { planCommand } from './plan';
+import { pullCommand } from './pull';
 import { ROUGE_SUMMARY, ROUGE_USAGE, rougeCommand } from './rouge';
 import { runsCommand } from './runs';
 import { trainCommand } from './train';
@@ -21,7 +22,7 @@ const rouge: Command = {
   run: (args, ctx) => rougeCommand(args, ctx),
 };
 
-export const commands: readonly Command[] = [trainCommand, evalCommand, exportCommand, planCommand, importCommand, envCommand, runsCommand, lintCommand, rouge];
+export const commands: readonly Command[] = [trainCommand, evalCommand, exportCommand, planCommand, importCommand, pullCommand, envCommand, runsCommand, lintCommand, rouge];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

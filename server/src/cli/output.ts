@@ -1,9 +1,10 @@
 /**
  * Terminal output: learning-rate and rate formats (sizes and durations: protocol/format.ts), aligned tables, and
- * the training progress line — a bar redrawn in place on a TTY, one plain line per update otherwise (CI logs, pipes).
+ * the progress line of training steps and model downloads — a bar redrawn in place on a TTY, plain lines otherwise
+ * (CI logs, pipes).
  */
-import type { TrainDidProgressParams } from '../../../protocol/engine';
-import { formatBytes, formatDuration } from '../../../protocol/format';
+import type { DownloadProgress, TrainDidProgressParams } from '../../../protocol/engine';
+import { downloadEta, downloadFraction, formatBytes, formatDuration, formatSpeed } from '../../../protocol/format';
 
 /** Where the CLI writes; process.stdout / process.stderr satisfy it, tests pass a buffer. */
 export interface Output {
@@ -47,12 +48,19 @@ export function progressFields(p: TrainDidProgressParams): string[] {
   return fields;
 }
 
+/** The fields of a model download's line: bytes done of total, speed, time left, the file being fetched. */
+export function downloadFields(d: DownloadProgress): string[] {
+  const left = d.bytesDone >= d.bytesTotal ? 'done' : `ETA ${formatDuration(downloadEta(d))}`;
+  return [`${formatBytes(d.bytesDone)} / ${formatBytes(d.bytesTotal)}`, formatSpeed(d.bytesPerSecond), left, d.file];
+}
+
 /**
  * One status line at the bottom of a TTY, redrawn in place; `log` prints a line above it.
  * Off a TTY the same calls print plain lines, so a CI log reads as a list of updates.
  */
 export class ProgressLine {
   private current: string | null = null;
+  private shownTenth = -1;
 
   constructor(private readonly out: Output) {}
 
@@ -75,9 +83,23 @@ export class ProgressLine {
       this.out.write(`step ${p.step}/${p.totalSteps}  ${fields}\n`);
       return;
     }
-    const columns = this.out.columns ?? 80;
     const counter = `step ${String(p.step).padStart(String(p.totalSteps).length)}/${p.totalSteps}`;
-    const fraction = p.totalSteps > 0 ? Math.min(1, p.step / p.totalSteps) : 0;
+    this.draw(counter, p.totalSteps > 0 ? Math.min(1, p.step / p.totalSteps) : 0, fields);
+  }
+
+  /** A model download: the bar on a TTY; off one, a line per tenth of the bytes, so a 5 GB pull logs 11 lines. */
+  download(d: DownloadProgress): void {
+    const fraction = downloadFraction(d);
+    const fields = downloadFields(d).join('  ');
+    if (this.interactive) return this.draw(d.model, fraction, fields);
+    const tenth = Math.floor(fraction * 10);
+    if (tenth === this.shownTenth) return;
+    this.shownTenth = tenth;
+    this.out.write(`${d.model}  ${Math.floor(fraction * 100)}%  ${fields}\n`);
+  }
+
+  private draw(counter: string, fraction: number, fields: string): void {
+    const columns = this.out.columns ?? 80;
     const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
     const barWidth = Math.max(10, Math.min(30, columns - counter.length - percent.length - fields.length - 6));
     const filled = Math.round(fraction * barWidth);
@@ -92,5 +114,6 @@ export class ProgressLine {
   done(): void {
     if (this.interactive && this.current !== null) this.out.write('\n');
     this.current = null;
+    this.shownTenth = -1;
   }
 }

@@ -60,6 +60,7 @@ export class JsonTrainView implements TrainView {
 
 export class TextTrainView implements TrainView {
   private readonly line: ProgressLine;
+  private downloading = false;
   constructor(
     out: Output,
     private readonly err: Output,
@@ -83,6 +84,14 @@ export class TextTrainView implements TrainView {
     this.line.log(data);
   }
   stage(p: TrainDidStageParams): void {
+    if (p.download) {
+      if (!this.downloading) this.line.log(`• ${p.message || p.stage}`);
+      this.downloading = true;
+      this.line.download(p.download);
+      return;
+    }
+    if (this.downloading) this.line.done(); // the download's last bar stays above the next stage
+    this.downloading = false;
     this.line.log(`• ${p.message || p.stage}`);
   }
   progress(p: TrainDidProgressParams): void {

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ResolvedConfig } from '../../../protocol/config';
-import { Generate, GenerateDidStream, type GenerateParams } from '../../../protocol/engine';
+import { Generate, GenerateDidStream, ModelDidProgress, type GenerateParams } from '../../../protocol/engine';
+import { formatDownload } from '../../../protocol/format';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine-client/supervise';
@@ -84,11 +85,15 @@ export function bindChatInput(config: ResolvedConfig, text: string): { variable:
   }
 }
 
-/** Summarizes the selection; with params.streamId, `stream` gets the text as it is generated. */
+/**
+ * Summarizes the selection; with params.streamId, `stream` gets the text as it is generated; `progress` gets a line
+ * while the base model downloads (a hub model not in the cache).
+ */
 export async function summarize(
   engine: EngineSupervisor,
   params: L.GenerateSummarizeParams,
   stream: (update: L.GenerateDidStreamParams) => void = () => {},
+  progress: (message: string) => void = () => {},
 ): Promise<L.GenerateSummarizeResult> {
   const none = { variable: null, prompt: null, adapter: null, base: null, seconds: 0 };
   const found = runForGeneration(params.runDir);
@@ -115,6 +120,7 @@ export async function summarize(
         if (u.streamId === streamId) stream({ streamId, base: u.base, text: u.text, done: u.done });
       })
     : null;
+  const downloading = engine.onNotification(ModelDidProgress, (p) => p.download && progress(formatDownload(p.download)));
   try {
     const result = await engine.request(Generate, request);
     return {
@@ -129,5 +135,6 @@ export async function summarize(
     return { ...none, variable: bound.variable, prompt: bound.prompt, problem: problemFromError(error) };
   } finally {
     streaming?.dispose();
+    downloading.dispose();
   }
 }

@@ -143,7 +143,13 @@ export class JobManager {
   async summarize(params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
     return this.withEngine(
       (problem) => ({ variable: null, prompt: null, adapter: null, base: null, seconds: 0, problem }),
-      (engine) => summarize(engine, params, (update) => this.notify(L.GenerateDidStream, update)),
+      (engine) =>
+        summarize(
+          engine,
+          params,
+          (update) => this.notify(L.GenerateDidStream, update),
+          (stage) => this.notify(L.ModelDidProgress, { runDir: params.runDir, stage }),
+        ),
     );
   }
 

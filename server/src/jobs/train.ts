@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import * as L from '../../../protocol/lsp';
+import { formatDownload } from '../../../protocol/format';
 import { prepareTrain as prepare, type TrainTarget } from '../train/prepare';
 import { TrainSession } from '../train/session';
 import type { EngineSupervisor } from '../engine-client/supervise';
@@ -59,7 +60,8 @@ export class TrainJobs {
     const session = new TrainSession(engine, target, {
       stage: (p) => {
         job.stage = p.stage;
-        this.notify(L.TrainDidStage, { ...p, runDir });
+        // A download's bytes go into the message every editor view shows (notification, status bar, dashboard).
+        this.notify(L.TrainDidStage, { ...p, message: p.download ? formatDownload(p.download) : p.message, runDir });
       },
       progress: (p) => {
         job.progress = p;
