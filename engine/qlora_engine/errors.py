@@ -184,3 +184,37 @@ class HubModelNotFound(ModelNotFound):
     """A hub id the hub does not know (or will not show without a token): same code as ModelNotFound."""
     REMEDY = ("Check the id on the model's hub page (owner/name) and the revision; a private model needs HF_TOKEN set "
               "to a token with access to it.")
+
+
+def hub_failure(exc: BaseException, model: str, rev: str, hub: str, file: Optional[str] = None) -> BaseException:
+    """A huggingface_hub / HTTP failure as the known failure it is, with a message naming the model and the hub."""
+    import httpx2
+    from huggingface_hub import errors as hf
+    from huggingface_hub import get_token
+    if isinstance(exc, EngineError):
+        return exc
+    what = f"{file} of {model!r}" if file else repr(model)
+    if isinstance(exc, hf.GatedRepoError):
+        sent = "no token is set" if get_token() is None else "the token in use has no access to it"
+        return ModelGated(f"{what} is gated: its files are shared only with accounts that accepted its license at "
+                          f"{hub}/{model}, and {sent}.", field="model")
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return HubModelNotFound(f"revision {rev!r} of {model!r} was not found on {hub}.", field="model")
+    if isinstance(exc, hf.RepositoryNotFoundError):  # 404, or 401 for a private one without access
+        return HubModelNotFound(f"{model!r} was not found on {hub}.", field="model")
+    if isinstance(exc, hf.RemoteEntryNotFoundError):
+        return HubModelNotFound(f"{what} is listed by {hub} but not served (404).", field="model")
+    if isinstance(exc, hf.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            return ModelGated(f"{hub} refused {what} ({status}): the token is missing, invalid or has no access.",
+                              field="model")
+        return HubUnreachable(f"{hub} failed to serve {what} (HTTP {status}).")
+    if isinstance(exc, hf.FileMetadataError):
+        return HubUnreachable(f"{hub} does not answer as a Hugging Face hub for {what}: {str(exc).splitlines()[0]}")
+    if isinstance(exc, (httpx2.RequestError, hf.OfflineModeIsEnabled)):
+        return HubUnreachable(f"cannot reach {hub} to download {what}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}.")
+    if isinstance(exc, hf.HFValidationError):
+        return ModelNotFound(f"{model!r} is not a hub id: {str(exc).splitlines()[0]}", field="model")
+    return exc

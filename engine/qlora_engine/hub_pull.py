@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from .errors import Busy, DownloadWriteFailed, EngineError, HubModelNotFound, HubUnreachable, ModelGated, ModelNotFound
+from .errors import Busy, DownloadWriteFailed, EngineError, HubUnreachable, ModelNotFound, hub_failure
 from .files import write_text
 from .locks import Lock
 
@@ -182,7 +182,7 @@ def from_cache(model: str, rev: str, storage: Path, weights: bool, why: str) -> 
         raise ModelNotFound(f"model {model!r} is only partly in the cache ({folder}: {', '.join(missing[:3])} "
                             f"missing) and {why}. Run `qlora-studio pull {model}` where there is network to finish "
                             "the download.", field="model")
-    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name[0] != "."}
     return {"model": model, "revision": rev, "commit": commit, "folder": str(folder), "files": files,
             "bytes": sum(files.values()), "downloadedBytes": 0}
 
@@ -200,7 +200,7 @@ def _listing(model: str, rev: str, hub: str, token: Optional[str]) -> Tuple[str,
     try:
         info = HfApi(endpoint=hub, token=token).model_info(model, revision=rev, files_metadata=True)
     except Exception as exc:
-        raise hub_error(exc, model, rev, hub) from None
+        raise hub_failure(exc, model, rev, hub) from None
     if not info.sha:
         raise HubUnreachable(f"{hub} does not answer as a Hugging Face hub (no commit for {model!r}).")
     return info.sha, {s.rfilename: int(s.size or 0) for s in info.siblings or []}
@@ -285,7 +285,7 @@ class _Fetcher:
             meta = get_hf_file_metadata(hf_hub_url(self.model, name, revision=self.commit, endpoint=self.hub),
                                         token=self.token, endpoint=self.hub)
         except Exception as exc:
-            raise hub_error(exc, self.model, self.rev, self.hub, name) from None
+            raise hub_failure(exc, self.model, self.rev, self.hub, name) from None
         if not meta.etag:
             raise HubUnreachable(f"{self.hub} sent no ETag for {name} of {self.model!r}; it does not answer as a "
                                  "Hugging Face hub.")
@@ -313,11 +313,10 @@ class _Fetcher:
                 except (Cancelled, EngineError):
                     raise
                 except OSError as exc:
-                    if isinstance(exc, _hub_errors()):
-                        raise hub_error(exc, self.model, self.rev, self.hub, name) from None
-                    raise self._write_failed(exc, blob, size) from None
+                    mapped = hub_failure(exc, self.model, self.rev, self.hub, name)  # HfHubHTTPError is an OSError
+                    raise (mapped if mapped is not exc else self._write_failed(exc, blob, size)) from None
                 except Exception as exc:
-                    raise hub_error(exc, self.model, self.rev, self.hub, name) from None
+                    raise hub_failure(exc, self.model, self.rev, self.hub, name) from None
             _link(blob, self.snapshot / name)
             self.meter.p.files_done += 1
 
@@ -333,13 +332,15 @@ class _Fetcher:
     def _download(self, name: str, url: str, blob: Path, size: int) -> None:
         import httpx2
         from huggingface_hub import constants
+        from huggingface_hub.errors import HfHubHTTPError
         from huggingface_hub.utils import get_session, hf_raise_for_status
         partial = blob.with_name(blob.name + ".incomplete")
         partial.parent.mkdir(parents=True, exist_ok=True)
-        headers = dict(self.headers)
-        if urlsplit(url).netloc != urlsplit(self.hub).netloc:  # a CDN's signed URL: the token stays with the hub
+        headers = {**self.headers, "Accept-Encoding": "identity"}  # a Range counts bytes of the file itself
+        cdn = urlsplit(url).netloc != urlsplit(self.hub).netloc
+        if cdn:  # a CDN's signed URL: the token stays with the hub
             headers.pop("authorization", None)
-        idle = 0
+        idle, renewed = 0, False
         while True:
             have = partial.stat().st_size if partial.is_file() else 0
             if have > size:  # not this file's bytes (its etag is its content's hash, so never a shorter version)
@@ -367,6 +368,11 @@ class _Fetcher:
                 reason = f"the answer ended after {_size(have + got)} of {_size(size)}"
             except httpx2.TransportError as exc:  # dropped or stalled: go on from what arrived
                 reason = f"{type(exc).__name__}: {exc}"
+            except HfHubHTTPError as exc:  # a CDN's signed URL expires (within hours): the hub gives a new one
+                if not cdn or renewed or exc.response is None or exc.response.status_code not in (401, 403):
+                    raise
+                url, renewed = self._head(name)[1], True
+                continue
             idle = 0 if got else idle + 1
             if idle >= RETRIES:
                 raise HubUnreachable(f"the download of {name} ({self.model!r}) from {self.hub} stopped at "
@@ -387,42 +393,3 @@ def _link(blob: Path, pointer: Path) -> None:
     except OSError:  # no symlinks (Windows without developer mode)
         shutil.copyfile(blob, tmp)
     os.replace(tmp, pointer)
-
-
-def _hub_errors() -> Tuple[type, ...]:
-    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError
-    return HfHubHTTPError, FileMetadataError
-
-
-def hub_error(exc: BaseException, model: str, rev: str, hub: str, file: Optional[str] = None) -> BaseException:
-    """A huggingface_hub / HTTP failure as the known failure it is, with a message naming the model and the hub."""
-    import httpx2
-    from huggingface_hub import errors as hf
-    from huggingface_hub import get_token
-    if isinstance(exc, EngineError):
-        return exc
-    what = f"{file} of {model!r}" if file else repr(model)
-    if isinstance(exc, hf.GatedRepoError):
-        sent = "no token is set" if get_token() is None else "the token in use has no access to it"
-        return ModelGated(f"{what} is gated: its files are shared only with accounts that accepted its license at "
-                          f"{hub}/{model}, and {sent}.", field="model")
-    if isinstance(exc, hf.RevisionNotFoundError):
-        return HubModelNotFound(f"revision {rev!r} of {model!r} was not found on {hub}.", field="model")
-    if isinstance(exc, hf.RepositoryNotFoundError):  # 404, or 401 for a private one without access
-        return HubModelNotFound(f"{model!r} was not found on {hub}.", field="model")
-    if isinstance(exc, hf.RemoteEntryNotFoundError):
-        return HubModelNotFound(f"{what} is listed by {hub} but not served (404).", field="model")
-    if isinstance(exc, hf.HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else None
-        if status in (401, 403):
-            return ModelGated(f"{hub} refused {what} ({status}): the token is missing, invalid or has no access.",
-                              field="model")
-        return HubUnreachable(f"{hub} failed to serve {what} (HTTP {status}).")
-    if isinstance(exc, hf.FileMetadataError):
-        return HubUnreachable(f"{hub} does not answer as a Hugging Face hub for {what}: {str(exc).splitlines()[0]}")
-    if isinstance(exc, (httpx2.RequestError, hf.OfflineModeIsEnabled)):
-        return HubUnreachable(f"cannot reach {hub} to download {what}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}.")
-    if isinstance(exc, hf.HFValidationError):
-        return ModelNotFound(f"{model!r} is not a hub id: {str(exc).splitlines()[0]}", field="model")
-    return exc
