@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatEngineError, locateEngineError } from '../../server/src/cli/subcommand';
 import { runCli } from '../../server/src/cli/main';
-import { formatBytes, formatCount, formatDuration } from '../../protocol/format';
+import { formatBytes, formatCount, formatDownload, formatDuration } from '../../protocol/format';
 import { ProgressLine, table } from '../../server/src/cli/output';
-import type { EnvReport, GpuInfo, TrainDidProgressParams, TrainPlanResult } from '../../protocol/engine';
+import type { DownloadProgress, EnvReport, GpuInfo, TrainDidProgressParams, TrainPlanResult } from '../../protocol/engine';
 import type { ResolvedConfig } from '../../protocol/config';
 import { formatEnvReport } from '../../server/src/cli/env';
 import { formatPlan } from '../../server/src/cli/plan';
@@ -76,6 +76,19 @@ describe('cli: output', () => {
       for (const row of drawn.split('\n')) assert.ok(row.length <= 59, `${row.length}: ${row}`);
     }
     assert.match(out.text, /\r\x1b\[2Kcheckpoint\nstep  3\/10 /);
+  });
+
+  it('shows a model download with bytes, speed and ETA: a bar on a TTY, a line per tenth elsewhere, one line in the editor', () => {
+    const at = (done: number): DownloadProgress => ({ model: 'org/m', file: 'model.safetensors', bytesDone: done * 1024 ** 2, bytesTotal: 100 * 1024 ** 2, bytesPerSecond: 10 * 1024 ** 2, filesDone: 1, filesTotal: 2 });
+    const tty = { text: '', isTTY: true, columns: 100, write(t: string) { this.text += t; } };
+    new ProgressLine(tty).download(at(42));
+    assert.equal(tty.text, '\r\x1b[2Korg/m ████████████░░░░░░░░░░░░░░░░  42%  42.0 MiB / 100 MiB  10.0 MiB/s  ETA 6s  model.safetensors');
+    const plain = { text: '', write(t: string) { this.text += t; } };
+    const line = new ProgressLine(plain);
+    for (const done of [0, 3, 9, 10, 55, 56, 100]) line.download(at(done));
+    assert.deepEqual(plain.text.split('\n').filter(Boolean).map((l) => l.split('  ').slice(0, 2).join(' ')), ['org/m 0%', 'org/m 10%', 'org/m 55%', 'org/m 100%']);
+    assert.match(plain.text, /org\/m {2}100% {2}100 MiB \/ 100 MiB {2}10\.0 MiB\/s {2}done/);
+    assert.equal(formatDownload(at(42)), 'Downloading org/m: 42.0 MiB of 100 MiB (42%), 10.0 MiB/s, ETA 6s');
   });
 });
 
