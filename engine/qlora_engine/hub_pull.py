@@ -214,7 +214,7 @@ def _lock(path: Path, model: str, cancel: Optional[threading.Event]) -> Lock:
             return Lock(path, f"downloading {model}", "{holder}")
         except Busy as exc:
             if not waited:
-                log.info("waiting for %s to finish downloading %s", exc.message, model)
+                log.info("%s is being downloaded by another process (%s); waiting for it", model, exc.message)
                 waited = True
             if cancel is not None and cancel.wait(0.5):
                 raise Cancelled() from None
