@@ -103,6 +103,11 @@ export interface TrainPlanResult {
   fits: boolean | null;
   /** The "auto" settings resolved for this device (peakBytes is planned with them). */
   picks: TrainPicks;
+  /**
+   * Training processes (train.devices, "auto" counted): data parallel, every process holds the whole model, so
+   * peakBytes is what each GPU needs.
+   */
+  devices: number;
 }
 
 /** micro_batch_size, gradient_checkpointing and tokens_per_pass as the engine runs them ("auto" resolved). */
@@ -295,7 +300,7 @@ export interface TrainDidProgressParams {
   tokensPerSecond: number;
   /** Non-padding tokens trained since this session of the run began (start or resume). */
   tokens: number;
-  /** torch.cuda.max_memory_allocated since the run began; null on CPU. */
+  /** torch.cuda.max_memory_allocated since the run began (with train.devices > 1: the highest of the GPUs); null on CPU. */
   gpuMemoryBytes: number | null;
   elapsedSeconds: number;
   etaSeconds: number;

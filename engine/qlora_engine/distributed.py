@@ -72,6 +72,14 @@ class Group:
             return value
         return int(self.sum(torch.tensor(float(value), device=device)).item())
 
+    def max_int(self, value: int, device: torch.device) -> int:
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+        out = torch.tensor([float(value)], device=device, dtype=torch.float64)
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return int(out.item())
+
     def flags(self, *values: bool, device: torch.device) -> Tuple[bool, ...]:
         """Each flag true on any rank (rank 0's cancel or early stop, made everyone's)."""
         if not self.distributed:

@@ -267,4 +267,6 @@ def estimate(raw_config: Any) -> Dict[str, Any]:
         "device": device,
         "fits": None if device is None else peak <= device["freeMemory"],
         "picks": picks,
+        # data parallel: every device holds the whole model, so the peak is per device
+        "devices": max(1, len(devices)) if config.train.devices == "auto" else int(config.train.devices),
     }

@@ -20,6 +20,7 @@ def test_tiny_model_counts_match_peft(ws):
     peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, task_type="CAUSAL_LM"))
     trainable, _ = peft_model.get_nb_trainable_parameters()
     assert plan["baseParameters"] == base
+    assert plan["devices"] == 1
     assert plan["loraParameters"] == trainable
 
 

@@ -109,6 +109,7 @@ describe('cli: env and plan against a GPU', () => {
     device,
     fits: device ? peak <= device.freeMemory : null,
     picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 8192, compile: true, reason: 'as configured' },
+    devices: 1,
   });
 
   it('plan: terms largest first, both peaks, and the verdict against free memory', () => {
@@ -117,6 +118,8 @@ describe('cli: env and plan against a GPU', () => {
     assert.match(fits, /peak, gradient checkpointing on \(configured\) +6\.00 GiB/);
     assert.match(fits, /up to 8,192 tokens per forward pass/);
     assert.match(fits, /settings: micro_batch_size 1, gradient_checkpointing true, compile true \(as configured\)/);
+    assert.doesNotMatch(fits, /data parallel/);
+    assert.match(formatPlan({ ...plan(6 * GiB, gpu), devices: 4 }, config, 'phi-2.yaml'), /data parallel over 4 devices \(train\.devices\): each holds the whole model, so the peak is per GPU/);
     const picked = formatPlan(plan(6 * GiB, gpu), { ...config, train: { ...config.train, gradient_checkpointing: 'auto' } }, 'x');
     assert.match(picked, /gradient_checkpointing auto → true/);
     assert.match(picked, /peak, gradient checkpointing on \(picked\)/);

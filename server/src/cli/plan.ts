@@ -90,6 +90,9 @@ export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: 
     [`peak, gradient checkpointing off${on ? '' : how}`, formatBytes(plan.peakBytesWithoutCheckpointing)],
   ];
   lines.push(table(peaks, { indent: '  ', right: [1] }));
+  if (plan.devices > 1) {
+    lines.push(`  data parallel over ${plan.devices} devices (train.devices): each holds the whole model, so the peak is per GPU; every step's rows are split ${plan.devices} ways`);
+  }
   if (plan.device) {
     const d = plan.device;
     const verdict = plan.fits
