@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import type { LspNotificationMethod, LspNotifications, LspRequestMethod, LspRequests } from '../../protocol/lsp';
+import { engineVenv } from './engine-env';
 
 /** What the lint server reads: datasets, prompt templates and fine-tune configs. */
 export const DocumentSelector = [
@@ -25,9 +26,12 @@ export class Client implements vscode.Disposable {
       output.appendLine(`[extension] no language server at ${module}: linting, training and generation are unavailable.`);
       return null;
     }
+    // The engine's environment in global storage (Set Up Engine Environment), found by the server's interpreter
+    // discovery after qloraStudio.pythonPath and $QLORA_STUDIO_PYTHON, before the extension folder's .venv.
+    const env = { ...process.env, QLORA_STUDIO_VENV: process.env.QLORA_STUDIO_VENV || engineVenv(context) };
     const serverOptions: ServerOptions = {
-      run: { module, transport: TransportKind.ipc },
-      debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6009'] } },
+      run: { module, transport: TransportKind.ipc, options: { env } },
+      debug: { module, transport: TransportKind.ipc, options: { env, execArgv: ['--nolazy', '--inspect=6009'] } },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: DocumentSelector,

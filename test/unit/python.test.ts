@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { engineDir, findRootFrom, repoRoot } from '../../server/src/engine-client/paths';
-import { findPython, PythonNotFoundError, venvPython } from '../../server/src/engine-client/python';
+import { findPython, pythonIn, PythonNotFoundError, venvPython } from '../../server/src/engine-client/python';
 import { engineEnv } from '../../server/src/engine-client/spawn';
 import { repo, tempDir } from '../support/helpers';
 
@@ -26,6 +26,16 @@ describe('engine interpreter and environment', () => {
     assert.deepEqual(findPython({ explicit, repoRoot: root, env }), { executable: explicit, source: 'option' });
     assert.deepEqual(findPython({ explicit: '  ', repoRoot: root, env }), { executable: fromEnv, source: 'env' });
     assert.deepEqual(findPython({ repoRoot: root, env: {} }), { executable: venv, source: 'venv' });
+  });
+
+  it('takes $QLORA_STUDIO_VENV (the extension\'s global storage) before <repo>/.venv, once it has a python', () => {
+    const managed = path.join(root, 'global-storage', 'engine-env');
+    assert.deepEqual(findPython({ repoRoot: root, env: { QLORA_STUDIO_VENV: managed } }), { executable: venv, source: 'venv' });
+    const python = touch(pythonIn(managed, 'linux'));
+    assert.deepEqual(findPython({ repoRoot: root, env: { QLORA_STUDIO_VENV: managed } }), { executable: python, source: 'venv' });
+    assert.deepEqual(findPython({ repoRoot: root, env: { QLORA_STUDIO_VENV: managed, QLORA_STUDIO_PYTHON: fromEnv } }), { executable: fromEnv, source: 'env' });
+    assert.deepEqual(findPython({ explicit, repoRoot: root, env: { QLORA_STUDIO_VENV: managed } }), { executable: explicit, source: 'option' });
+    assert.throws(() => findPython({ repoRoot: path.join(root, 'nowhere'), env: { QLORA_STUDIO_VENV: path.join(root, 'none') } }), (e: Error) => e instanceof PythonNotFoundError && e.message.includes(path.join(root, 'none', 'bin', 'python')));
   });
 
   it('looks a bare command name up on PATH', () => {

@@ -1,10 +1,10 @@
 /** New Fine-tune Project from Sample, and Set Up Engine Environment (the Python environment, with progress). */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Services } from './services';
 import { UserError } from '../context';
+import { engineVenv, hasEngineVenv, runSetup } from '../engine-env';
 import { requireTrusted } from '../guards';
 import { settings, workspaceRoot } from '../settings';
 
@@ -55,48 +55,47 @@ export function newProject(s: Services) {
   };
 }
 
-/** Runs scripts/setup-engine.mjs (the same as `npm run setup:engine`) with its output in the QLoRA Studio log. */
+/**
+ * Runs scripts/setup-engine.mjs into the environment in global storage (created, or repaired: only what is missing is
+ * installed), with its progress; with qloraStudio.pythonPath set it only checks that interpreter.
+ */
 export function setupEngine(s: Services) {
   return async (): Promise<void> => {
     requireTrusted('Setting up the engine environment');
     const script = s.ctx.extension.asAbsolutePath(path.join('scripts', 'setup-engine.mjs'));
     if (!fs.existsSync(script)) throw new UserError(`The setup script is missing from the extension (${script}). Reinstall the extension.`);
     const explicit = settings.pythonPath();
+    const venv = engineVenv(s.ctx.extension);
+    const exists = hasEngineVenv(s.ctx.extension);
     const choice = await vscode.window.showWarningMessage(
       explicit
         ? `Check that ${explicit} (qloraStudio.pythonPath) has the engine's packages, and build the tiny demo model?`
-        : `Create the engine's Python environment (.venv in the extension folder) with torch, transformers, peft and bitsandbytes? About 3 GB on Linux; a few minutes.`,
+        : exists
+          ? `Check the engine's Python environment (${venv}) and install whatever is missing?`
+          : `Create the engine's Python environment with torch, transformers, peft and bitsandbytes in VS Code's storage for this extension (${venv}), kept across updates? About 3 GB on Linux; a few minutes.`,
       { modal: true },
-      explicit ? 'Check' : 'Create',
+      explicit ? 'Check' : exists ? 'Check and Repair' : 'Create',
     );
     if (!choice) return;
-    const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     if (explicit) env.QLORA_STUDIO_PYTHON = explicit;
+    const args = ['--progress', 'json', ...(explicit ? [] : ['--venv', venv])];
     s.ctx.log.show(true);
-    s.ctx.log.appendLine(`[extension] ${script}${explicit ? '' : ' --force'}`);
-    const code = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'QLoRA Studio: setting up the engine', cancellable: true },
-      (progress, token) =>
-        new Promise<number | null>((resolve) => {
-          const child = spawn(process.execPath, [script, ...(explicit ? [] : ['--force'])], { env, cwd: path.dirname(path.dirname(script)) });
-          const onData = (chunk: Buffer): void => {
-            const text = chunk.toString('utf8');
-            s.ctx.log.append(text);
-            const last = text.replace(/\x1b\[[0-9;]*m/g, '').trim().split('\n').pop();
-            if (last) progress.report({ message: last.slice(0, 120) });
-          };
-          child.stdout.on('data', onData);
-          child.stderr.on('data', onData);
-          child.on('error', (e) => {
-            s.ctx.log.appendLine(`[extension] ${e.message}`);
-            resolve(null);
-          });
-          child.on('close', (c) => resolve(c));
-          token.onCancellationRequested(() => child.kill());
-        }),
-    );
+    s.ctx.log.appendLine(`[extension] ${script} ${args.join(' ')}`);
+    const started = Date.now();
+    const { code, cancelled } = await runSetup(script, args, env, s.ctx.log);
+    s.ctx.log.appendLine(`[extension] set-up ${cancelled ? 'cancelled' : code === 0 ? 'done' : `failed (exit ${code})`} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (cancelled) {
+      void vscode.window.showInformationMessage('Engine set-up cancelled. What was installed is kept: Set Up Engine Environment resumes from there.', 'Resume').then((p) => {
+        if (p) void vscode.commands.executeCommand('qloraStudio.setupEngine');
+      });
+      return;
+    }
     if (code !== 0) {
-      throw new UserError(`Setting up the engine failed${code === null ? '' : ` (exit code ${code})`}. The QLoRA Studio output shows why.`, [{ title: 'Show Output', command: 'qloraStudio.showLog' }]);
+      throw new UserError(`Setting up the engine failed${code === null ? '' : ` (exit code ${code})`}. The QLoRA Studio output shows why; running Set Up Engine Environment again repairs what is missing.`, [
+        { title: 'Show Output', command: 'qloraStudio.showLog' },
+        { title: 'Retry', command: 'qloraStudio.setupEngine' },
+      ]);
     }
     await s.ctx.restartClient();
     void vscode.window.showInformationMessage('The engine environment is ready. Run Fine-tune Phi-2 next.', 'Fine-tune Phi-2').then((p) => {

@@ -1,12 +1,16 @@
 /**
  * Which Python runs the engine, in order: an explicit option (CLI flag / `qloraStudio.pythonPath`),
- * $QLORA_STUDIO_PYTHON, the project's .venv (made by `npm install` / `npm run setup:engine`). Nothing else is
- * guessed: a system Python without torch would only fail later with a worse message.
+ * $QLORA_STUDIO_PYTHON, the environment in $QLORA_STUDIO_VENV (the extension sets it to its global storage, where
+ * Set Up Engine Environment puts it, so it outlives extension updates), the project's .venv (made by `npm install` /
+ * `npm run setup:engine`). Nothing else is guessed: a system Python without torch would only fail later with a
+ * worse message.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export const PythonEnvVar = 'QLORA_STUDIO_PYTHON';
+/** A managed environment's folder outside the project (scripts/setup-engine.mjs creates it there too). */
+export const VenvEnvVar = 'QLORA_STUDIO_VENV';
 
 export type PythonSource = 'option' | 'env' | 'venv';
 export interface PythonChoice {
@@ -27,9 +31,12 @@ export class PythonNotFoundError extends Error {
 }
 
 export function venvPython(repoRoot: string, platform: NodeJS.Platform = process.platform): string {
-  return platform === 'win32'
-    ? path.join(repoRoot, '.venv', 'Scripts', 'python.exe')
-    : path.join(repoRoot, '.venv', 'bin', 'python');
+  return pythonIn(path.join(repoRoot, '.venv'), platform);
+}
+
+/** The interpreter inside a virtual environment's folder. */
+export function pythonIn(venv: string, platform: NodeJS.Platform = process.platform): string {
+  return platform === 'win32' ? path.join(venv, 'Scripts', 'python.exe') : path.join(venv, 'bin', 'python');
 }
 
 export function howToFix(repoRoot: string): string {
@@ -60,9 +67,13 @@ export function findPython(options: FindPythonOptions): PythonChoice {
     }
     return { executable: resolved, source: 'env' };
   }
+  const managed = env[VenvEnvVar]?.trim();
+  const managedPython = managed ? pythonIn(path.resolve(expandHome(managed, env)), platform) : null;
+  if (managedPython && isFile(managedPython)) return { executable: managedPython, source: 'venv' };
   const venv = venvPython(options.repoRoot, platform);
   if (isFile(venv)) return { executable: venv, source: 'venv' };
-  throw new PythonNotFoundError(`No Python environment for the engine (looked for ${venv}). ${howToFix(options.repoRoot)}`);
+  const looked = managedPython ? `${managedPython} or ${venv}` : venv;
+  throw new PythonNotFoundError(`No Python environment for the engine (looked for ${looked}). ${howToFix(options.repoRoot)}`);
 }
 
 /** A path (absolute, or relative to cwd) that exists, or a bare command name found on PATH. */
