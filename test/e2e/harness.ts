@@ -31,11 +31,20 @@ export function setupTools(): Tools {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Tools;
 }
 
-/** `npm run package`: a production build and the .vsix, exactly as shipped. */
+/**
+ * `npm run package`: a production build and the .vsix, exactly as shipped; once per `npm run test:e2e` (its suites
+ * are files one test runner starts, so a .vsix this runner's earlier suite packaged, unchanged since, is reused).
+ */
 export function packageVsix(): string {
+  const vsix = path.join(root, 'qlora-studio.vsix');
+  const stamp = path.join(artifacts, `.packaged-for-${process.ppid}`);
+  const mtime = (): string => String(fs.statSync(vsix).mtimeMs);
+  if (fs.existsSync(stamp) && fs.existsSync(vsix) && fs.readFileSync(stamp, 'utf8') === mtime()) return vsix;
   const r = spawnSync('npm', ['run', '--silent', 'package'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`npm run package failed:\n${r.stdout}\n${r.stderr}`);
-  return path.join(root, 'qlora-studio.vsix');
+  fs.mkdirSync(artifacts, { recursive: true });
+  fs.writeFileSync(stamp, mtime());
+  return vsix;
 }
 
 /** The engine's Python: $QLORA_STUDIO_PYTHON, else the project's .venv (made by npm install). */
@@ -60,17 +69,24 @@ export interface Session {
   consoleErrors: string[];
   workspace: string;
   userSettings: string;
-  close(): Promise<void>;
+  /** The profile's folder: extensions/ and data/ (global storage under data/User/globalStorage/). */
+  base: string;
+  /** Stops code-server and the browser; `keepProfile` leaves the profile for a later launch (a reinstall). */
+  close(keepProfile?: boolean): Promise<void>;
 }
 
 /** A fresh code-server with the .vsix installed, the workspace open in Chromium. */
 export interface LaunchOptions {
   /** Keep Workspace Trust on (the folder opens in Restricted Mode once the test declines to trust it). */
   workspaceTrust?: boolean;
+  /** The profile of an earlier session (its extensions and global storage), the .vsix installed over it. */
+  base?: string;
+  /** Environment changes for code-server and so the extension host (undefined removes a variable). */
+  env?: Record<string, string | undefined>;
 }
 
 export async function launch(tools: Tools, vsix: string, workspace: string, settings: Record<string, unknown>, options: LaunchOptions = {}): Promise<Session> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-e2e-'));
+  const base = options.base ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-e2e-'));
   const extensions = path.join(base, 'extensions');
   const data = path.join(base, 'data');
   const userSettings = path.join(data, 'User', 'settings.json');
@@ -83,7 +99,7 @@ export async function launch(tools: Tools, vsix: string, workspace: string, sett
   fs.writeFileSync(machineSettings, JSON.stringify(settings, null, 2));
   const config = path.join(base, 'config.yaml');
   fs.writeFileSync(config, 'auth: none\ncert: false\n');
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     HF_HUB_OFFLINE: '1',
     TRANSFORMERS_OFFLINE: '1',
@@ -92,10 +108,14 @@ export async function launch(tools: Tools, vsix: string, workspace: string, sett
     XDG_CONFIG_HOME: path.join(base, 'xdg'),
     XDG_DATA_HOME: path.join(base, 'xdg-data'),
   };
+  for (const [k, v] of Object.entries(options.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   const common = ['--config', config, '--extensions-dir', extensions, '--user-data-dir', data];
   fs.mkdirSync(artifacts, { recursive: true });
 
-  const install = spawnSync(tools.node, [tools.codeServer, ...common, '--install-extension', vsix], { encoding: 'utf8', env });
+  const install = spawnSync(tools.node, [tools.codeServer, ...common, '--install-extension', vsix, '--force'], { encoding: 'utf8', env });
   if (install.status !== 0 || !/successfully installed/i.test(install.stdout + install.stderr)) {
     throw new Error(`code-server --install-extension failed:\n${install.stdout}\n${install.stderr}`);
   }
@@ -151,11 +171,13 @@ export async function launch(tools: Tools, vsix: string, workspace: string, sett
     consoleErrors,
     workspace,
     userSettings,
-    close: async () => {
+    base,
+    close: async (keepProfile = false) => {
       await browser.close().catch(() => undefined);
       server.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 500));
       if (server.exitCode === null) server.kill('SIGKILL');
+      if (keepProfile) return;
       if (process.env.QLORA_E2E_KEEP) log(`kept ${base}`);
       else fs.rmSync(base, { recursive: true, force: true });
     },
