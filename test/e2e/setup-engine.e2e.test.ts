@@ -65,7 +65,13 @@ function processesWith(text: string): number[] {
   return out;
 }
 
-describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000 }, () => {
+/**
+ * Opt-in (`npm run test:e2e:setup`): a real install of torch (3.0 GB from PyPI, no pip cache behind this proxy) takes
+ * about 3.5 minutes on the 2-core CI machine, which would take the whole suite to ~30 minutes.
+ */
+const optIn = process.env.QLORA_STUDIO_E2E_SETUP === '1' ? false : 'installs torch for real (~5 min): npm run test:e2e:setup';
+
+describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000, skip: optIn }, () => {
   let tools: Tools;
   let vsix: string;
   let session: Session;
