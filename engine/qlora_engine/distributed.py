@@ -67,11 +67,6 @@ class Group:
         dist.all_reduce(out)
         return out
 
-    def sum_int(self, value: int, device: torch.device) -> int:
-        if not self.distributed:
-            return value
-        return int(self.sum(torch.tensor(float(value), device=device)).item())
-
     def max_int(self, value: int, device: torch.device) -> int:
         if not self.distributed:
             return value
@@ -95,11 +90,6 @@ class Group:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
-
-    def barrier(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-            dist.barrier()
 
     def close(self) -> None:
         if self.distributed:
