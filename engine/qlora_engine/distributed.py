@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -67,13 +67,21 @@ class Group:
         dist.all_reduce(out)
         return out
 
-    def max_int(self, value: int, device: torch.device) -> int:
+    def gather_int(self, value: int, device: torch.device) -> List[int]:
+        """Every rank's value, in rank order (one int per rank: a small all-gather)."""
         if not self.distributed:
-            return value
+            return [value]
         import torch.distributed as dist
-        out = torch.tensor([float(value)], device=device, dtype=torch.float64)
-        dist.all_reduce(out, op=dist.ReduceOp.MAX)
-        return int(out.item())
+        mine = torch.tensor([value], device=device, dtype=torch.int64)
+        every = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(every, mine)
+        return [int(t.item()) for t in every]
+
+    def memory_peaks(self, device: torch.device) -> Optional[List[int]]:
+        """Every rank's peak GPU memory (torch.cuda.max_memory_allocated), in rank order; None on the CPU."""
+        if device.type != "cuda":
+            return None
+        return self.gather_int(torch.cuda.max_memory_allocated(device), device)
 
     def flags(self, *values: bool, device: torch.device) -> Tuple[bool, ...]:
         """Each flag true on any rank (rank 0's cancel or early stop, made everyone's)."""

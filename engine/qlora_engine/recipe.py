@@ -138,7 +138,7 @@ class Recipe:
         self.best = BestTracker(None, self.checkpoints_dir, self.best_adapter_dir)
         self._stopper = EarlyStopper(None)
         self._stop_reason: Optional[str] = None  # set by an evaluation when train.early_stopping ends the run
-        self._peak_memory = 0  # with several devices: the highest peak across them, at the last log step
+        self._peak_memory: Optional[List[int]] = None  # each device's peak at the last log step, rank order; CPU: None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -351,8 +351,8 @@ class Recipe:
                 self._session_tokens += tokens
                 window["losses"].append(loss)  # device tensors: read at the log step
                 logged = self.step % train.log_every == 0 or self.step == self.total_steps
-                if logged and self.group.distributed and torch.cuda.is_available():  # the busiest GPU's peak
-                    self._peak_memory = self.group.max_int(torch.cuda.max_memory_allocated(), self._device)
+                if logged:  # on every rank: with several devices, a small all-gather
+                    self._peak_memory = self.group.memory_peaks(self._device)
                 if logged and self.group.main:
                     self._log_progress(loss_window=window, grad_norm=grad_norm, lr=lr, started=started,
                                        session_steps=session_steps)
@@ -542,11 +542,12 @@ class Recipe:
         norm = float(grad_norm)
         now = time.perf_counter()
         elapsed = now - started
+        peaks = self._peak_memory
         row = {"step": self.step, "epoch": round(self._order.epochs, 4),
                "loss": loss, "learningRate": lr, "gradNorm": norm, "tokensPerSecond": loss_window["tokens"] / max(now - loss_window["start"], 1e-9),
                "tokens": self._session_tokens,
-               "gpuMemoryBytes": (self._peak_memory or torch.cuda.max_memory_allocated()) if torch.cuda.is_available()
-               else None,
+               "gpuMemoryBytes": max(peaks) if peaks else None,
+               **({"gpuMemoryPerDevice": peaks} if self.group.distributed else {}),
                "elapsedSeconds": elapsed,
                "etaSeconds": (self.total_steps - self.step) * elapsed / max(session_steps, 1)}
         self.events.progress({"runId": self.run_id, "totalSteps": self.total_steps, **row})
