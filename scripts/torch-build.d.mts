@@ -16,6 +16,7 @@ export interface Machine {
 export declare function compareVersions(a: string, b: string): -1 | 0 | 1;
 export declare function cudaMajorForDriver(driver: string, platform: string): 13 | 12 | 11 | null;
 export declare function chooseTorchBuild(machine: Machine): TorchBuild;
+export declare function torchInstallArgs(build: TorchBuild): string[];
 export declare function torchMismatches(
   machine: Machine & { torchCuda: string | null; python: string },
 ): { problem: string; fix: string }[];

@@ -74,6 +74,11 @@ export function chooseTorchBuild({ platform, arch, driver }) {
   };
 }
 
+/** The interpreter's arguments that replace its torch with `build` (`python -m pip install --force-reinstall torch …`). */
+export function torchInstallArgs(build) {
+  return ['-m', 'pip', 'install', '--force-reinstall', 'torch', ...(build.indexUrl ? ['--index-url', build.indexUrl] : [])];
+}
+
 /**
  * What is wrong with an installed torch on this machine, with the command that fixes it; [] when it fits.
  * `torchCuda`: torch.version.cuda ("13.0", or null for a CPU build); `python`: the interpreter to fix.
@@ -81,7 +86,7 @@ export function chooseTorchBuild({ platform, arch, driver }) {
 export function torchMismatches({ platform, arch, driver, torchCuda, python }) {
   const out = [];
   const want = chooseTorchBuild({ platform, arch, driver });
-  const install = (build) => `${python} -m pip install --force-reinstall torch${build.indexUrl ? ` --index-url ${build.indexUrl}` : ''}`;
+  const install = (build) => [python, ...torchInstallArgs(build)].join(' ');
   if (driver && !torchCuda && want.variant !== 'cpu') {
     out.push({ problem: `torch is a CPU build, but this machine has an NVIDIA GPU (driver ${driver}): training would run on the CPU`, fix: install(want) });
   }
