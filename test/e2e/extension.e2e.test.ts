@@ -1,9 +1,10 @@
 /**
  * End to end, in real VS Code (code-server) in headless Chromium: the packaged .vsix, a copy of samples/ as the
- * workspace. (a) the Problems panel lists a broken JSONL's problems; (b) Fine-tune Phi-2 on a tiny CPU config
- * ends completed and the dashboard's loss chart has one point per logged step; (c) Summarize Selection with
- * Adapter shows a summary beside the selection; (d) Evaluate Adapter's report shows in the dashboard; Restricted
- * Mode lints but refuses to train. A screenshot of each step in test-results/e2e/.
+ * workspace. The walkthrough's Check Environment shows the GPU and the torch build; (a) the Problems panel lists a
+ * broken JSONL's problems; (b) Fine-tune Phi-2 on a tiny CPU config ends completed and the dashboard's loss chart has
+ * one point per logged step; (c) Summarize Selection with Adapter shows a summary beside the selection; (d) Evaluate
+ * Adapter's report shows in the dashboard; Restricted Mode lints but refuses to train. A screenshot of each step in
+ * test-results/e2e/.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -39,6 +40,7 @@ const MainCommands = [
   'Cancel Run',
   'Resume Run',
   'Set Up Engine Environment',
+  'Check Environment',
   'New Fine-tune Project from Sample',
 ];
 const E2eSteps = 6;
@@ -184,6 +186,7 @@ describe('QLoRA Studio in code-server', { timeout: 25 * 60_000 }, () => {
     await steps.first().waitFor({ timeout: 20_000 });
     const titles = await steps.evaluateAll((els) => els.map((e) => e.querySelector('.step-title')?.textContent?.trim() ?? ''));
     assert.deepEqual(titles.filter(Boolean), [
+      'Check your GPU and engine',
       'Create a project from the sample',
       'Set up the engine',
       'Check the data and the template',
@@ -193,6 +196,16 @@ describe('QLoRA Studio in code-server', { timeout: 25 * 60_000 }, () => {
     ]);
     await page.waitForTimeout(1500); // the step's markdown renders in its own webview
     await screenshot(page, '0b-walkthrough');
+    // The first step's check: the engine's GPU and torch build in one notification, with one next action.
+    await runCommand(page, 'QLoRA Studio: Check Environment');
+    const toast = page.locator('.notification-toast', { hasText: 'NVIDIA driver' }).first();
+    await toast.waitFor({ timeout: 120_000 });
+    const text = (await toast.textContent()) ?? '';
+    assert.match(text, /(no CUDA GPU|GiB free of [^)]+\)) · (no NVIDIA driver|NVIDIA driver [\d.]+) · torch \S+ \((CUDA [\d.]+|CPU build)\)/);
+    assert.match(text, /Fine-tune Phi-2|New Fine-tune Project from Sample|Reinstall torch|Install bitsandbytes|Update NVIDIA Driver|Show Engine Log/, 'one next action');
+    await page.waitForTimeout(800); // the toast's fade-in
+    await screenshot(page, '0c-check-environment');
+    await runCommand(page, 'Notifications: Clear All Notifications');
     await runCommand(page, 'View: Close All Editors');
   });
 

@@ -12,6 +12,7 @@ import { adapterRunDir, problemError, requireTrusted } from '../guards';
 import { ReportFile } from '../runs/read';
 import { runDirOf } from '../runs-tree';
 import { settings } from '../settings';
+import { checkEnvironment } from './environment';
 import { exportMerged } from './export';
 import { newProject, setupEngine } from './project';
 import type { Services } from './services';
@@ -99,6 +100,7 @@ export const commands: Record<string, (s: Services) => Handler> = {
   'qloraStudio.cancelRun': cancelRun,
   'qloraStudio.resumeRun': resumeRun,
   'qloraStudio.setupEngine': setupEngine,
+  'qloraStudio.checkEnvironment': checkEnvironment,
   'qloraStudio.newProject': newProject,
   'qloraStudio.showLog': (s) => () => s.ctx.log.show(true),
   'qloraStudio.restartServer': (s) => () => s.ctx.restartClient(),
