@@ -297,11 +297,17 @@ export interface TrainDidProgressParams {
   loss: number;
   learningRate: number;
   gradNorm: number;
+  /** Non-padding tokens per second since the last progress event; with train.devices > 1, every process's tokens. */
   tokensPerSecond: number;
-  /** Non-padding tokens trained since this session of the run began (start or resume). */
+  /** Non-padding tokens trained since this session of the run began (start or resume), on every device. */
   tokens: number;
   /** torch.cuda.max_memory_allocated since the run began (with train.devices > 1: the highest of the GPUs); null on CPU. */
   gpuMemoryBytes: number | null;
+  /**
+   * With train.devices > 1 only: each GPU's peak, as gpuMemoryBytes, in rank order (null when the processes train on
+   * the CPU). Absent with one device.
+   */
+  gpuMemoryPerDevice?: number[] | null;
   elapsedSeconds: number;
   etaSeconds: number;
 }

@@ -73,6 +73,8 @@ export interface TrainLine {
   /** Tokens trained in this session (since the start or the resume). */
   tokens: number;
   gpuMemoryBytes: number | null;
+  /** train.devices > 1 only: each GPU's peak in rank order (TrainDidProgressParams.gpuMemoryPerDevice). */
+  gpuMemoryPerDevice?: number[] | null;
   elapsedSeconds: number;
   etaSeconds: number;
 }

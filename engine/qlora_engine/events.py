@@ -16,7 +16,7 @@ class Events:
         """DownloadProgress, a few times a second while a hub model's weights are fetched (stage 'downloading')."""
 
     def progress(self, params: Dict[str, Any]) -> None:
-        """TrainDidProgressParams, every train.log_every optimizer steps."""
+        """TrainDidProgressParams, every train.log_every optimizer steps (from rank 0 with train.devices > 1)."""
 
     def eval(self, params: Dict[str, Any]) -> None:
         """TrainDidEvalParams, every train.eval_every steps and at the end."""

@@ -16,7 +16,9 @@ class MetricsLog(Events):
         self.path = path
 
     def progress(self, params: Dict[str, Any]) -> None:
-        append_jsonl(self.path, {"type": "train", **{k: params[k] for k in TRAIN_LINE_KEYS[1:]}})
+        # gpuMemoryPerDevice comes with several devices only; every other key is always there.
+        append_jsonl(self.path, {"type": "train", **{k: params[k] for k in TRAIN_LINE_KEYS[1:]
+                                                     if k != "gpuMemoryPerDevice" or k in params}})
 
     def eval(self, params: Dict[str, Any]) -> None:
         append_jsonl(self.path, {"type": "eval", **{k: params[k] for k in EVAL_LINE_KEYS[1:] if k in params}})

@@ -110,10 +110,11 @@ RUN_FOLDER = {
     "tensorboard": "tensorboard",
     "workers": "workers",
 }
-# Keys of run.json (RunRecord) and of metrics.jsonl lines (TrainLine, EvalLine; the last three of EVAL_LINE_KEYS
-# are optional: ROUGE at train.rouge_every, `best` when the evaluation is the best so far).
+# Keys of run.json (RunRecord) and of metrics.jsonl lines (TrainLine, EvalLine; gpuMemoryPerDevice is only in the
+# lines of a train.devices > 1 run, and the last three of EVAL_LINE_KEYS are optional: ROUGE at train.rouge_every,
+# `best` when the evaluation is the best so far).
 RUN_RECORD_KEYS = ("runId", "status", "step", "totalSteps", "startedAt", "endedAt", "data", "adapterPath", "error",
                    "best", "picks", "stopReason")
 TRAIN_LINE_KEYS = ("type", "step", "epoch", "loss", "learningRate", "gradNorm", "tokensPerSecond", "tokens",
-                   "gpuMemoryBytes", "elapsedSeconds", "etaSeconds")
+                   "gpuMemoryBytes", "gpuMemoryPerDevice", "elapsedSeconds", "etaSeconds")
 EVAL_LINE_KEYS = ("type", "step", "evalLoss", "evalRecords", "rouge", "rougeRecords", "best")

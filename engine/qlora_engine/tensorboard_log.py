@@ -49,6 +49,8 @@ class TensorBoardLog(Events):
         self._scalar("train/tokens_per_second", params.get("tokensPerSecond"), step)
         memory = params.get("gpuMemoryBytes")
         self._scalar("train/gpu_memory_gib", memory / 2**30 if memory else None, step)
+        for rank, peak in enumerate(params.get("gpuMemoryPerDevice") or []):  # train.devices > 1 on GPUs
+            self._scalar(f"train/gpu_memory_gib/gpu{rank}", peak / 2**30, step)
 
     def eval(self, params: Dict[str, Any]) -> None:
         step = params["step"]

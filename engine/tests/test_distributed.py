@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from conftest import short_records, write_jsonl
 from test_resume import CancelAt
 
+from qlora_engine.distributed import Group
 from qlora_engine.events import Events
 from qlora_engine.launch import LaunchedRun
 from qlora_engine.recipe import Recipe
@@ -34,9 +35,12 @@ def adapter(run_dir):
     return load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))
 
 
+def metrics_lines(run_dir, kind):
+    return [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if m["type"] == kind]
+
+
 def train_losses(run_dir):
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [m["loss"] for m in lines if m["type"] == "train"], [m["evalLoss"] for m in lines if m["type"] == "eval"]
+    return [m["loss"] for m in metrics_lines(run_dir, "train")], [m["evalLoss"] for m in metrics_lines(run_dir, "eval")]
 
 
 def assert_same_adapter(a, b, tolerance=1e-5):
@@ -45,12 +49,21 @@ def assert_same_adapter(a, b, tolerance=1e-5):
         assert torch.allclose(a[name], b[name], atol=tolerance, rtol=1e-4), (name, (a[name] - b[name]).abs().max())
 
 
+class Progress(Events):
+    def __init__(self):
+        self.rows = []
+
+    def progress(self, params):
+        self.rows.append(params)
+
+
 def test_two_processes_train_the_adapter_one_process_trains(ws):
     config = config_for(ws)
     one = Recipe(config, ws.runs / "one").run()
     assert one["status"] == "completed"
     two_config = {**config, "train": {**config["train"], "devices": 2}}
-    run = LaunchedRun(two_config, ws.runs / "two", devices=2)
+    progress = Progress()
+    run = LaunchedRun(two_config, ws.runs / "two", devices=2, events=progress)
     assert run.validate()["trainRecords"] == 12
     end = run.run()
     assert end["status"] == "completed", end
@@ -61,6 +74,14 @@ def test_two_processes_train_the_adapter_one_process_trains(ws):
     assert all(abs(a - b) <= 1e-4 * max(1, abs(a)) for a, b in zip(train1 + eval1, train2 + eval2))
     record = json.loads((ws.runs / "two" / "run.json").read_text())
     assert record["status"] == "completed" and record["step"] == 4
+    # tokens (and so tokens/s) count every process's rows: the same as one process training all of them
+    one_lines, two_lines = metrics_lines(ws.runs / "one", "train"), metrics_lines(ws.runs / "two", "train")
+    assert [m["tokens"] for m in two_lines] == [m["tokens"] for m in one_lines] and one_lines[0]["tokens"] > 0
+    # several devices: each one's GPU memory, in the event and metrics.jsonl (None here: CPU processes); one: absent
+    assert [(p["step"], p["gpuMemoryPerDevice"], p["gpuMemoryBytes"]) for p in progress.rows] == [
+        (step, None, None) for step in (1, 2, 3, 4)]
+    assert all(m["gpuMemoryPerDevice"] is None for m in two_lines)
+    assert not any("gpuMemoryPerDevice" in m for m in one_lines)
     for rank in (0, 1):
         assert f"rank {rank} of 2" in (ws.runs / "two" / "workers" / f"rank-{rank}.log").read_text()
 
@@ -111,3 +132,26 @@ def test_a_killed_process_fails_the_run_naming_its_rank_and_stops_the_others(ws)
     assert time.monotonic() - started < 120  # rank 0 did not sit out the collective timeout
     with pytest.raises(ProcessLookupError):
         os.kill(events.killed, 0)
+
+
+def gather_on_rank(rank, rendezvous, out):
+    """One of two gloo processes: its rank's value gathered, as at a log step."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    group = Group(rank, 2)
+    try:
+        cpu = torch.device("cpu")
+        # 80 GiB + rank: past 2**31 and float32's exact integers, as GPU memory is
+        gathered = group.gather_int(80 * 2**30 + rank, cpu)
+        (out / f"rank-{rank}.json").write_text(json.dumps({"gathered": gathered, "peaks": group.memory_peaks(cpu)}))
+    finally:
+        group.close()
+
+
+def test_gather_int_gives_every_rank_each_ranks_value_in_rank_order(tmp_path):
+    import torch.multiprocessing as mp
+    mp.spawn(gather_on_rank, args=(tmp_path / "rendezvous", tmp_path), nprocs=2)
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"rank-{rank}.json").read_text())
+        assert got == {"gathered": [80 * 2**30, 80 * 2**30 + 1], "peaks": None}  # no GPU memory on the CPU
+    assert Group().gather_int(7, torch.device("cpu")) == [7]  # one process: its own value, no collective

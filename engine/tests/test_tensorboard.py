@@ -80,3 +80,16 @@ def test_without_tensorboardx_the_config_is_refused_before_anything_is_written(w
         Recipe(config, ws.runs / "no-tb").validate()
     assert info.value.field == "log.tensorboard" and "pip install tensorboardX" in info.value.message
     assert not (ws.runs / "no-tb").exists()
+
+
+def test_several_gpus_log_each_ones_memory(tmp_path):
+    from qlora_engine.tensorboard_log import TensorBoardLog
+    log = TensorBoardLog(tmp_path)
+    GiB = 2**30
+    log.progress({"step": 1, "loss": 2.0, "learningRate": 1e-4, "gpuMemoryBytes": 5 * GiB,
+                  "gpuMemoryPerDevice": [4 * GiB, 5 * GiB]})
+    log.end({})
+    (events,) = (read_events(f) for f in tmp_path.glob("events.out.tfevents.*"))
+    logged = scalars(events)
+    assert [logged[(f"train/gpu_memory_gib/gpu{r}", 1)] for r in (0, 1)] == [4.0, 5.0]
+    assert logged[("train/gpu_memory_gib", 1)] == 5.0
