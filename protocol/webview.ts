@@ -14,8 +14,12 @@ export interface TrainPoint {
   loss: number | null;
   learningRate: number | null;
   gradNorm: number | null;
+  /** Every device's tokens (the total) when the run trains on several. */
   tokensPerSecond: number | null;
+  /** The highest peak of the run's GPUs. */
   gpuMemoryBytes: number | null;
+  /** Each GPU's peak in rank order, when the run trains on more than one; else null. */
+  gpuMemoryPerDevice: number[] | null;
   elapsedSeconds: number | null;
 }
 
@@ -34,6 +38,8 @@ export interface ConfigSummary {
   targetModules: string[];
   maxLength: number | null;
   maxSteps: number | null;
+  /** train.devices when config.yaml names a count ("auto" is the GPUs visible then: only the progress tells). */
+  devices: number | null;
   microBatchSize: number | null;
   gradientAccumulation: number | null;
   learningRate: number | null;

@@ -238,6 +238,15 @@ describe('cli train (fake engine)', () => {
     assert.doesNotMatch(r.stdout, /\x1b\[/);
   });
 
+  it('on several devices: tokens/s is the total and memory is each GPU’s, in rank order', async () => {
+    const r = await cli(['train', writeConfig('two.yaml', 'fake-model', 1), '--devices', '2', '--runs-dir', 'runs-two']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^step 1\/1 {2}loss 3\.0000 {2}lr 1\.00e-3 {2}1,235 tok\/s total {2}mem 1\.00 GiB \| 2\.00 GiB {2}took 1s$/m);
+    const json = await cli(['train', writeConfig('two-json.yaml', 'fake-model', 1), '--devices', '2', '--json', '--runs-dir', 'runs-two']);
+    const progress = json.events.find((e) => e.event === 'progress')!;
+    assert.deepEqual([progress.gpuMemoryBytes, progress.gpuMemoryPerDevice], [2 * 2 ** 30, [2 ** 30, 2 * 2 ** 30]]);
+  });
+
   it('redraws one progress bar in place on a TTY', async () => {
     const r = await cli(['train', writeConfig('tty.yaml', 'fake-model', 2), '--runs-dir', 'runs-tty'], { tty: true });
     assert.equal(r.code, 0, r.stderr);

@@ -112,5 +112,37 @@ describe('dashboard store', () => {
     assert.equal(store.loaded.get('r1')!.info.status, 'completed');
     assert.equal(store.loaded.get('r1')!.etaSeconds, null);
     assert.deepEqual(store.defaultSelection(), ['r1']);
+    assert.deepEqual(store.deviceSeries('r1'), [], 'one device: no per-GPU series');
+    assert.equal(store.devices('r1'), 1);
+  });
+
+  it('a run on several GPUs: each GPU’s peak memory by step, in rank order, and the device count', () => {
+    const GiB = 2 ** 30;
+    const line = (step: number, perDevice: unknown) => JSON.stringify({ ...JSON.parse(train(step, 2)), gpuMemoryBytes: 4 * GiB, gpuMemoryPerDevice: perDevice });
+    const m = parseMetrics([line(1, [3 * GiB, 4 * GiB]), line(2, [3.5 * GiB, 4 * GiB]), line(3, 'garbage'), train(4, 1)].join('\n'));
+    assert.deepEqual(m.train.map((p) => p.gpuMemoryPerDevice), [[3 * GiB, 4 * GiB], [3.5 * GiB, 4 * GiB], null, null], 'anything but a list of numbers is none');
+
+    const dir = makeRun(runsDir, 'r2', { status: 'running', step: 2, startedAt: '2026-01-02T00:00:00Z' }, [line(1, [3 * GiB, 4 * GiB]), line(2, [3.5 * GiB, 4 * GiB])]);
+    const data = readRunData(dir, true);
+    const store = new Store();
+    store.apply({ type: 'runData', data });
+    store.apply({ type: 'progress', runId: 'r2', totalSteps: 4, etaSeconds: 1, point: { ...data.train[1]!, step: 3, gpuMemoryPerDevice: [3.6 * GiB, 4.1 * GiB] } });
+    assert.deepEqual(store.deviceSeries('r2'), [
+      [[1, 2, 3], [3 * GiB, 3.5 * GiB, 3.6 * GiB]],
+      [[1, 2, 3], [4 * GiB, 4 * GiB, 4.1 * GiB]],
+    ]);
+    assert.equal(store.devices('r2'), 2, 'tiny.yaml has no train.devices: the progress tells');
+    assert.deepEqual(store.series('r2', 'gpuMemoryBytes')[1], [4 * GiB, 4 * GiB, 4 * GiB], 'the memory chart keeps the busiest GPU');
+  });
+
+  it('the device count from config.yaml (CPU processes report no GPU memory)', () => {
+    const text = fs.readFileSync(path.join(repo, 'samples/dialogsum/tiny.yaml'), 'utf8');
+    const config = summarizeConfig(text.replace(/^train:$/m, 'train:\n  devices: 2'))!;
+    assert.equal(config.devices, 2);
+    assert.equal(summarizeConfig(text)!.devices, null);
+    const store = new Store();
+    const data = readRunData(makeRun(runsDir, 'r3', { status: 'completed', step: 1 }, [train(1, 2)]), false);
+    store.apply({ type: 'runData', data: { ...data, config } });
+    assert.equal(store.devices('r3'), 2);
   });
 });

@@ -1,18 +1,35 @@
 /**
- * One uPlot chart per metric, one series per selected run. Colors come from VS Code's theme variables
- * (--vscode-charts-*), read again whenever the theme changes. Each chart carries `data-points` (points of the
- * first run's series) and a caption with the point count and last value, for people and for the e2e test.
+ * One uPlot chart per metric, one series per selected run (per GPU of each run for the per-device memory chart).
+ * Colors come from VS Code's theme variables (--vscode-charts-*), read again whenever the theme changes. Each chart
+ * carries `data-points` (points of the first series) and a caption with the point count and last value, for people
+ * and for the e2e test.
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { formatBytes } from '../../protocol/format';
+import { formatBytes, formatCount } from '../../protocol/format';
 import type { SeriesKey, Store } from './store';
 
+/** A metric of every run, or each GPU's peak memory of runs on several GPUs. */
+export type ChartKey = SeriesKey | 'gpuMemoryPerDevice';
+
 export interface ChartSpec {
-  key: SeriesKey;
+  key: ChartKey;
   title: string;
+  /** The title when a selected run trains on more than one device (the highest count among them). */
+  multiDeviceTitle?: (devices: number) => string;
   format: (v: number) => string;
   log?: boolean;
+  /** Hidden while no selected run has a point of it (the per-GPU chart of single-device runs). */
+  onlyWithPoints?: boolean;
+}
+
+/** One series of a chart: a run's metric, or one GPU of a run. */
+interface Line {
+  runId: string;
+  /** How the caption names it beside the others ('' when it is the only run's only series). */
+  name: string;
+  xs: number[];
+  ys: number[];
 }
 
 const palette = ['--vscode-charts-blue', '--vscode-charts-orange', '--vscode-charts-green', '--vscode-charts-purple', '--vscode-charts-red', '--vscode-charts-yellow'];
@@ -35,6 +52,7 @@ export const runColor = (i: number): string => opaque(cssVar(palette[i % palette
 
 export class Chart {
   readonly element: HTMLElement;
+  private readonly heading: HTMLElement;
   private readonly plotHost: HTMLElement;
   private readonly caption: HTMLElement;
   private plot: uPlot | null = null;
@@ -45,13 +63,13 @@ export class Chart {
     this.element = document.createElement('section');
     this.element.className = 'chart';
     this.element.dataset.metric = spec.key;
-    const h = document.createElement('h3');
-    h.textContent = spec.title;
+    this.heading = document.createElement('h3');
+    this.heading.textContent = spec.title;
     this.plotHost = document.createElement('div');
     this.plotHost.className = 'plot';
     this.caption = document.createElement('div');
     this.caption.className = 'caption';
-    this.element.append(h, this.plotHost, this.caption);
+    this.element.append(this.heading, this.plotHost, this.caption);
     new ResizeObserver(() => {
       const w = Math.max(200, Math.floor(this.plotHost.clientWidth));
       if (w !== this.width) {
@@ -63,17 +81,16 @@ export class Chart {
 
   /** Redraws from the store for these runs; rebuilds the plot when the set of runs or the theme changed. */
   update(store: Store, runIds: readonly string[], themeKey: string): void {
-    const tables: uPlot.AlignedData[] = [];
-    const counts: number[] = [];
-    for (const id of runIds) {
-      const [xs, ys] = store.series(id, this.spec.key);
-      tables.push([xs, ys]);
-      counts.push(xs.length);
-    }
+    const lines = this.lines(store, runIds);
+    const tables: uPlot.AlignedData[] = lines.map((l) => [l.xs, l.ys]);
+    const counts = lines.map((l) => l.xs.length);
+    const devices = Math.max(1, ...runIds.map((id) => store.devices(id)));
+    this.heading.textContent = devices > 1 && this.spec.multiDeviceTitle ? this.spec.multiDeviceTitle(devices) : this.spec.title;
     const first = counts[0] ?? 0;
     this.element.dataset.points = String(first);
-    this.element.dataset.series = JSON.stringify(runIds.map((id, i) => ({ runId: id, points: counts[i] })));
+    this.element.dataset.series = JSON.stringify(lines.map((l, i) => ({ runId: l.runId, ...(this.spec.key === 'gpuMemoryPerDevice' ? { gpu: l.name } : {}), points: counts[i] })));
     const total = counts.reduce((a, b) => a + b, 0);
+    this.element.hidden = total === 0 && this.spec.onlyWithPoints === true;
     if (total === 0) {
       this.plot?.destroy();
       this.plot = null;
@@ -83,30 +100,44 @@ export class Chart {
       return;
     }
     const data = tables.length === 1 ? tables[0]! : uPlot.join(tables);
-    const shape = `${runIds.join('|')}#${themeKey}`;
+    const shape = `${lines.map((l) => `${l.runId}/${l.name}`).join('|')}#${themeKey}`;
     if (!this.plot || shape !== this.shapeKey) {
       this.plot?.destroy();
       this.plotHost.replaceChildren();
-      this.plot = new uPlot(this.options(runIds), data, this.plotHost);
+      this.plot = new uPlot(this.options(lines), data, this.plotHost);
       this.shapeKey = shape;
     } else {
       this.plot.setData(data);
     }
     this.caption.replaceChildren(
-      ...runIds.map((id, i) => {
-        const [, ys] = tables[i]! as [number[], number[]];
+      ...lines.map(({ name, ys }, i) => {
         const span = document.createElement('span');
         span.className = 'legend';
         const swatch = document.createElement('i');
         swatch.style.background = runColor(i);
         const last = ys.length ? this.spec.format(ys[ys.length - 1]!) : '—';
-        span.append(swatch, `${runIds.length > 1 ? `${shortId(id)}: ` : ''}${counts[i]} point${counts[i] === 1 ? '' : 's'} · last ${last}`);
+        span.append(swatch, `${name ? `${name}: ` : ''}${counts[i]} point${counts[i] === 1 ? '' : 's'} · last ${last}`);
         return span;
       }),
     );
   }
 
-  private options(runIds: readonly string[]): uPlot.Options {
+  /** The chart's series: one per run, or for the per-GPU chart one per GPU of each run. */
+  private lines(store: Store, runIds: readonly string[]): Line[] {
+    const several = runIds.length > 1;
+    if (this.spec.key === 'gpuMemoryPerDevice') {
+      return runIds.flatMap((runId) =>
+        store.deviceSeries(runId).map(([xs, ys], gpu) => ({ runId, name: `${several ? `${shortId(runId)} ` : ''}GPU ${gpu}`, xs, ys })),
+      );
+    }
+    const key = this.spec.key;
+    return runIds.map((runId) => {
+      const [xs, ys] = store.series(runId, key);
+      return { runId, name: several ? shortId(runId) : '', xs, ys };
+    });
+  }
+
+  private options(lines: readonly Line[]): uPlot.Options {
     const fg = cssVar('--vscode-descriptionForeground', '#999');
     const grid = cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', '#8884'));
     const font = `11px ${cssVar('--vscode-font-family', 'sans-serif')}`;
@@ -125,8 +156,8 @@ export class Chart {
       ],
       series: [
         { label: 'step' },
-        ...runIds.map((id, i) => ({
-          label: id,
+        ...lines.map((l, i) => ({
+          label: l.name || l.runId,
           stroke: runColor(i),
           width: 2,
           spanGaps: true,
@@ -164,6 +195,8 @@ export const chartSpecs: ChartSpec[] = [
   { key: 'evalLoss', title: 'Eval loss', format: num(3) },
   { key: 'learningRate', title: 'Learning rate', format: (v) => v.toExponential(1) },
   { key: 'gradNorm', title: 'Grad norm', format: num(2) },
-  { key: 'tokensPerSecond', title: 'Tokens / s', format: num(0) },
-  { key: 'gpuMemoryBytes', title: 'GPU memory (peak)', format: formatBytes },
+  // A total over several GPUs runs to hundreds of thousands: 120.4k, not 1.2e+5.
+  { key: 'tokensPerSecond', title: 'Tokens / s', multiDeviceTitle: (n) => `Tokens / s (total of ${n} devices)`, format: (v) => (Math.abs(v) >= 1e3 ? formatCount(v) : num(0)(v)) },
+  { key: 'gpuMemoryBytes', title: 'GPU memory (peak)', multiDeviceTitle: () => 'GPU memory (peak, busiest GPU)', format: formatBytes },
+  { key: 'gpuMemoryPerDevice', title: 'GPU memory per GPU (peak)', format: formatBytes, onlyWithPoints: true },
 ];

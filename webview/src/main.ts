@@ -169,6 +169,8 @@ function runCard(run: LoadedRun, index: number): HTMLElement {
     row('LoRA', c.loraR !== null ? `r ${c.loraR}, alpha ${c.loraAlpha ?? '?'} on ${c.targetModules.join(', ')}` : null);
     row('learning rate', c.learningRate);
     row('steps', c.maxSteps);
+    const devices = store.devices(run.info.runId);
+    row('devices', devices > 1 ? `${devices}, data parallel` : null);
     row('batch', c.microBatchSize !== null ? `${c.microBatchSize} × ${c.gradientAccumulation ?? 1} accumulation` : null);
     row('optimizer', c.optimizer);
     row('max length', c.maxLength);

@@ -115,6 +115,33 @@ export class Store {
     return [xs, ys];
   }
 
+  /**
+   * Each GPU's peak memory by step, one series per GPU in rank order (runs on more than one GPU; none otherwise).
+   * A step logged without the list leaves a gap in every series.
+   */
+  deviceSeries(runId: string): [number[], number[]][] {
+    const run = this.loaded.get(runId);
+    if (!run) return [];
+    const out: [number[], number[]][] = [];
+    for (const p of [...run.train.values()].sort((a, b) => a.step - b.step)) {
+      (p.gpuMemoryPerDevice ?? []).forEach((bytes, gpu) => {
+        while (out.length <= gpu) out.push([[], []]);
+        out[gpu]![0].push(p.step);
+        out[gpu]![1].push(bytes);
+      });
+    }
+    return out;
+  }
+
+  /** How many devices the run trains on: the config's count, or as many as its progress reports GPUs for. */
+  devices(runId: string): number {
+    const run = this.loaded.get(runId);
+    if (!run) return 1;
+    let n = run.config?.devices ?? 1;
+    for (const p of run.train.values()) n = Math.max(n, p.gpuMemoryPerDevice?.length ?? 0);
+    return n;
+  }
+
   /** The default selection: a running run, else the newest. */
   defaultSelection(): string[] {
     const running = this.runs.find((r) => r.status === 'running');

@@ -163,6 +163,7 @@ export class Dashboard implements vscode.Disposable {
             gradNorm: p.gradNorm,
             tokensPerSecond: p.tokensPerSecond,
             gpuMemoryBytes: p.gpuMemoryBytes,
+            gpuMemoryPerDevice: p.gpuMemoryPerDevice ?? null,
             elapsedSeconds: p.elapsedSeconds,
           },
         });

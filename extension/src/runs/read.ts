@@ -18,6 +18,8 @@ export interface Metrics {
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+/** A list of numbers (each GPU's memory), or null when it is anything else. */
+const nums = (v: unknown): number[] | null => (Array.isArray(v) && v.every((x) => num(x) !== null) ? (v as number[]) : null);
 
 /**
  * metrics.jsonl -> points sorted by step. A resumed run logs again the steps after its checkpoint: the last
@@ -49,6 +51,7 @@ export function parseMetrics(text: string): Metrics {
         gradNorm: num(o.gradNorm),
         tokensPerSecond: num(o.tokensPerSecond),
         gpuMemoryBytes: num(o.gpuMemoryBytes),
+        gpuMemoryPerDevice: nums(o.gpuMemoryPerDevice),
         elapsedSeconds: num(o.elapsedSeconds),
       });
     }
@@ -87,6 +90,7 @@ export function summarizeConfig(text: string): ConfigSummary | null {
     targetModules: Array.isArray(lora.target_modules) ? lora.target_modules.map(String) : [],
     maxLength: num(c.max_length),
     maxSteps: num(train.max_steps),
+    devices: num(train.devices),
     microBatchSize: num(train.micro_batch_size),
     gradientAccumulation: num(train.gradient_accumulation),
     learningRate: num(train.learning_rate),

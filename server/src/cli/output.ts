@@ -40,10 +40,15 @@ export function table(rows: readonly (readonly string[])[], options: { indent?: 
     .join('\n');
 }
 
-/** The fields shown for one progress update, shared by the bar and the plain line. */
+/**
+ * The fields shown for one progress update, shared by the bar and the plain line. On several devices (the progress
+ * carries gpuMemoryPerDevice) tokens/s is the total of all of them and memory is each GPU's, in rank order.
+ */
 export function progressFields(p: TrainDidProgressParams): string[] {
-  const fields = [`loss ${p.loss.toFixed(4)}`, `lr ${formatLr(p.learningRate)}`, formatRate(p.tokensPerSecond)];
-  if (p.gpuMemoryBytes !== null) fields.push(`mem ${formatBytes(p.gpuMemoryBytes)}`);
+  const several = p.gpuMemoryPerDevice !== undefined;
+  const fields = [`loss ${p.loss.toFixed(4)}`, `lr ${formatLr(p.learningRate)}`, `${formatRate(p.tokensPerSecond)}${several ? ' total' : ''}`];
+  if (p.gpuMemoryPerDevice) fields.push(`mem ${p.gpuMemoryPerDevice.map(formatBytes).join(' | ')}`);
+  else if (p.gpuMemoryBytes !== null) fields.push(`mem ${formatBytes(p.gpuMemoryBytes)}`);
   fields.push(p.step >= p.totalSteps ? `took ${formatDuration(p.elapsedSeconds)}` : `ETA ${formatDuration(p.etaSeconds)}`);
   return fields;
 }
