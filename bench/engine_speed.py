@@ -38,13 +38,19 @@ VARIANTS = {
     "tutorial-fp16": ({"compute_dtype": "float16"}, 60),
     "tutorial": ({}, 100),
     "tutorial-fused": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
-    "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True}}, 100),
+    "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": False}}, 100),
+    "tutorial-graphs": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 100),
+    "tutorial-graphs-eager": ({"train": {"optimizer": "adamw_torch_fused", "compile": False, "cuda_graphs": True}},
+                              100),
     "packed": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                 "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
                           "optimizer": "adamw_torch_fused"}}, 16),
     "packed-compile": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                         "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
-                                  "optimizer": "adamw_torch_fused", "compile": True}}, 16),
+                                  "optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": False}}, 16),
+    "packed-graphs": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
+                       "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
+                                 "optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 16),
     "packed-ckpt": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                      "train": {"micro_batch_size": 8, "gradient_accumulation": 1, "gradient_checkpointing": True,
                                "optimizer": "adamw_torch_fused"}}, 12),
@@ -87,7 +93,16 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--set", action="append", default=[], help="config override KEY=JSON (dotted key), repeatable")
     p.add_argument("--inductor", action="append", default=[], help="torch._inductor.config KEY=JSON, repeatable")
+    p.add_argument("--patch", action="append", default=[], help="qlora_engine MODULE.NAME=JSON, repeatable")
+    p.add_argument("--tf32", action="store_true", help="TF32 for fp32 matrix products (the LoRA weights' own)")
     a = p.parse_args()
+    for item in a.patch:
+        import importlib
+        key, value = item.split("=", 1)
+        module, name = key.rsplit(".", 1)
+        setattr(importlib.import_module(f"qlora_engine.{module}"), name, json.loads(value))
+    if a.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
     overrides, steps = VARIANTS[a.variant]
     steps = a.steps or steps
     cfg = merge(tutorial_config(str(Path(a.model).resolve()), str(Path(a.train).resolve()),
@@ -146,6 +161,8 @@ def main() -> None:
         wall = time.perf_counter() - start
         losses = [float(x) for x in step_losses]
         peak = torch.cuda.max_memory_allocated()
+        reserved = torch.cuda.max_memory_reserved()  # CUDA graphs keep their memory pool reserved between replays
+        graphs = recipe._graphs.recorded if recipe._graphs is not None else None
         t = time.perf_counter()
         recipe._evaluate()
         eval_s = time.perf_counter() - t
@@ -158,11 +175,11 @@ def main() -> None:
     step_s = wall / steps
     flops_per_token = 4 * base  # frozen base: forward 2N + input gradients 2N; recompute and LoRA not counted
     print(json.dumps({
-        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor]),
+        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor, *a.patch, *(["tf32"] if a.tf32 else [])]),
         "device": torch.cuda.get_device_name(0), "steps": steps,
         "data": summary, "picks": picks, "step_s_mean": step_s, "step_s_median": statistics.median(times),
         "tokens_per_step": tokens / steps, "tokens_per_s": tokens / wall, "projected_1000_steps_s": 1000 * step_s,
-        "peak_bytes": peak, "plan_peak_bytes": plan["peakBytes"], "plan_picks": plan["picks"],
+        "peak_bytes": peak, "peak_reserved_bytes": reserved, "cuda_graphs_recorded": graphs, "plan_peak_bytes": plan["peakBytes"], "plan_picks": plan["picks"],
         "mfu": tokens / wall * flops_per_token / PEAK_FLOPS, "data_s": data_s, "load_s": load_s, "warmup_s": warmup_s, "warmup_steps": a.warmup,
         "eval_s": eval_s,
         "eval_records": cfg["train"]["eval_batches"] * (picks or {}).get("microBatchSize", 1),

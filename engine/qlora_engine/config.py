@@ -69,6 +69,7 @@ RULES: Dict[str, Rule] = {
     "train.loss_chunk": Rule("int", 2048, minimum=0, maximum=1048576),
     "train.fp32_upcast": Rule("bool|auto", "auto"),
     "train.compile": Rule("bool|auto", "auto"),
+    "train.cuda_graphs": Rule("bool|auto", "auto"),
     "train.max_nonfinite_steps": Rule("int", 3, minimum=1, maximum=1000),
     "train.eval_every": Rule("int", 25, minimum=0),
     "train.eval_batches": Rule("int", 0, minimum=0),
@@ -139,6 +140,7 @@ class TrainConfig:
     loss_chunk: int
     fp32_upcast: Union[bool, str]
     compile: Union[bool, str]
+    cuda_graphs: Union[bool, str]
     max_nonfinite_steps: int
     eval_every: int
     eval_batches: int

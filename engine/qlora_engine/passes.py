@@ -44,6 +44,14 @@ class Pass:
     def tokens(self) -> int:
         return int(self.input_ids.shape[1])
 
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        """What a CUDA graph of this pass depends on: tokens, cu_seqlens entries, trained positions."""
+        return self.tokens, int(self.cu_seqlens.numel()), int(self.positions.numel())
+
+    def tensors(self) -> Tuple[torch.Tensor, ...]:
+        return self.input_ids, self.position_ids, self.cu_seqlens, self.positions, self.targets
+
     def to(self, device: torch.device) -> "Pass":
         if device.type != "cuda":
             return self
@@ -102,6 +110,40 @@ def _build(group: List[Tuple[List[int], List[int]]]) -> Pass:
                 records=len(group))
 
 
+BUCKETS = 8  # padded sizes per doubling (a power of two): at most 1/BUCKETS filler, and as many graphs to record
+
+
+def bucket(n: int) -> int:
+    """n rounded up to a multiple of 1/BUCKETS of its power of two, and of 64."""
+    step = max(64, 1 << max(0, n.bit_length() - BUCKETS.bit_length()))
+    return -(-n // step) * step
+
+
+SLOTS = 8  # cu_seqlens is padded to a multiple of this many entries
+
+
+def pad_to_bucket(batch: Pass) -> Pass:
+    """The same records and targets in a shape shared by many passes, as a CUDA graph needs (one is recorded per
+    shape): a filler record of token 0 (positions from 0, no targets; varlen attention keeps it apart) brings the
+    tokens up to bucket(tokens); empty records bring cu_seqlens to a multiple of SLOTS entries; the trained positions
+    are padded to bucket(P) (or the padded length when nearly all are trained) with IGNORE targets (cross-entropy skips them); max_len becomes the padded length (the
+    attention kernel needs only an upper bound)."""
+    real = batch.tokens
+    total = bucket(real)
+    fill = total - real
+    cu = batch.cu_seqlens.tolist() + ([total] if fill else [])
+    cu += [total] * (-len(cu) % SLOTS)
+    trained = int(batch.positions.numel())
+    # Nearly every position trained (loss on all tokens): pad to the pass's own length, so the two never split a
+    # token count into two shapes.
+    extra = (total if trained * BUCKETS > total * (BUCKETS - 1) else bucket(max(trained, 1))) - trained
+    return Pass(input_ids=torch.cat([batch.input_ids, batch.input_ids.new_zeros((1, fill))], dim=1),
+                position_ids=torch.cat([batch.position_ids, torch.arange(fill).unsqueeze(0)], dim=1),
+                cu_seqlens=torch.tensor(cu, dtype=torch.int32), max_len=total,
+                positions=torch.cat([batch.positions, batch.positions.new_zeros(extra)]),
+                targets=torch.cat([batch.targets, batch.targets.new_full((extra,), IGNORE)]), records=batch.records)
+
+
 def step_targets(passes: Seq[Pass]) -> int:
     return sum(int(p.targets.numel()) for p in passes)
 
@@ -119,7 +161,7 @@ def decoder_and_head(model: Any) -> Tuple[torch.nn.Module, torch.nn.Module]:
 
 
 def _chunk_loss(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum", ignore_index=IGNORE)
 
 
 def trained_loss_sum(head: torch.nn.Module, hidden: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor,
@@ -132,7 +174,8 @@ def trained_loss_sum(head: torch.nn.Module, hidden: torch.Tensor, positions: tor
     for start in range(0, picked.shape[0], chunk):
         part, want = picked[start:start + chunk], targets[start:start + chunk]
         if torch.is_grad_enabled():
-            total = total + checkpoint(_chunk_loss, head, part, want, use_reentrant=False)
+            # No RNG in lm_head + cross-entropy: nothing to preserve (and no RNG-state call inside a CUDA graph).
+            total = total + checkpoint(_chunk_loss, head, part, want, use_reentrant=False, preserve_rng_state=False)
         else:
             total = total + _chunk_loss(head, part, want)
     return total
@@ -150,16 +193,19 @@ def pass_loss_sum(model: Any, batch: Pass, *, loss_chunk: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def verify_passes(model: Any, vocab_size: int, device: torch.device) -> None:
+def verify_passes(model: Any, vocab_size: int, device: torch.device, padded: bool = False) -> None:
     """Run two short random records as one varlen pass and each alone (the model's own attention); raise
     BadConfig when the packed hidden states differ by more than a tenth of what leaking between them would cost.
-    Checks whichever varlen backend this device uses (flash kernel or per-record fallback)."""
+    Checks whichever varlen backend this device uses (flash kernel or per-record fallback); with padded, the
+    pass as pad_to_bucket shapes it for CUDA graphs (filler and empty records)."""
     from .errors import BadConfig
 
     generator = torch.Generator().manual_seed(0)
     records = [torch.randint(0, vocab_size, (n,), generator=generator).tolist() for n in (7, 5)]
     rows = [Sequence(r, [IGNORE] * len(r), (len(r),)) for r in records]
-    batch = plan_passes(rows, budget=64)[0].to(device)
+    batch = plan_passes(rows, budget=64)[0]
+    real = batch.tokens
+    batch = (pad_to_bucket(batch) if padded else batch).to(device)
     decoder, _ = decoder_and_head(model)
     was_training = model.training
     model.eval()
@@ -168,8 +214,8 @@ def verify_passes(model: Any, vocab_size: int, device: torch.device) -> None:
             cu = batch.cu_seqlens
             packed = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
                              cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch.max_len,
-                             max_length_k=batch.max_len).last_hidden_state[0].float()
-        leaky = decoder(input_ids=batch.input_ids, use_cache=False).last_hidden_state[0].float()
+                             max_length_k=batch.max_len).last_hidden_state[0, :real].float()
+        leaky = decoder(input_ids=batch.input_ids[:, :real], use_cache=False).last_hidden_state[0].float()
         worst, leak = isolation_error(
             packed, leaky, records,
             lambda ids: decoder(input_ids=torch.tensor([ids], device=device), use_cache=False).last_hidden_state[0].float())

@@ -58,7 +58,8 @@ from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
-from .passes import pass_loss_sum, plan_passes, rows_targets, step_targets, verify_passes
+from .passes import pad_to_bucket, pass_loss_sum, plan_passes, rows_targets, step_targets, verify_passes
+from .step_graphs import NotRecordable, StepGraphs, records_graphs
 from .plan import resolve
 from . import varlen
 from .protocol import ERROR_CODES, RUN_FOLDER
@@ -131,6 +132,7 @@ class Recipe:
         self._rouge: Optional[RougeSample] = None
         self.picks: Optional[Dict[str, Any]] = None
         self._compiled = False
+        self._graphs: Optional[StepGraphs] = None  # train.cuda_graphs resolved on
         self._streak = self._worst_streak = torch.zeros((), dtype=torch.int32)
         self._host_synced = True
         self._locks: List[Any] = []
@@ -281,12 +283,15 @@ class Recipe:
         self._compiled = compiles(config, self._device.type == "cuda")
         if self._compiled:
             compile_layers(self.model)
+        graphs = records_graphs(config, self._device.type == "cuda")
         vocab = self.model.get_input_embeddings().weight.shape[0]
         if config.train.token_batching:
-            verify_passes(self.model, vocab, self._device)
+            verify_passes(self.model, vocab, self._device, padded=graphs)
         elif config.packing:
             verify_packing(self.model, vocab, self._device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if graphs:
+            self._graphs = StepGraphs(self.model, trainable, self._device, config.train.loss_chunk)
         self.optimizer = build_optimizer(trainable, config.train)
         self.scheduler = build_scheduler(self.optimizer, config.train)
         rows = len(self._data().train)
@@ -410,7 +415,7 @@ class Recipe:
             else:  # fp16 overflow: skip the update rather than write inf/nan into the adapter
                 log.warning("step %d: gradient norm is %s; update skipped", self.step + 1, norm)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=self._graphs is None)  # CUDA graphs write into these very tensors
         return total, grad_norm, tokens, lr
 
     def _step_or_fall_back(self, snapshot: Snapshot) -> Tuple[torch.Tensor, torch.Tensor, int, float]:
@@ -427,6 +432,7 @@ class Recipe:
                               "eager layers (set train.compile: false to skip compiling)")
             uncompile_layers(self.model)
             self._compiled = False
+            self._graphs = None  # recorded from the compiled layers
             if self.picks is not None:
                 self.picks["compile"] = False
             self.optimizer.zero_grad(set_to_none=True)
@@ -466,11 +472,30 @@ class Recipe:
         with varlen.attention(self.model):
             for batch in passes:
                 self._check_cancel()
+                if self._graphs is not None and self._graph_backward(batch, targets, total):
+                    continue
                 loss = pass_loss_sum(self.model, batch.to(self._device), loss_chunk=train.loss_chunk) / targets
                 loss.backward()
                 total += loss.detach()
                 del loss
         return total, sum(len(r) for r in rows)
+
+    def _graph_backward(self, batch: Any, targets: int, total: torch.Tensor) -> bool:
+        """The pass through a CUDA graph (its loss added to total); False, with graphs off for the rest of the
+        run, when it cannot be recorded."""
+        assert self._graphs is not None
+        try:
+            total += self._graphs.backward(pad_to_bucket(batch), targets)
+            return True
+        except NotRecordable as exc:
+            log.warning("CUDA graphs off: %s", exc, exc_info=exc.__cause__)
+            self.events.stage("training", f"could not record the training pass as a CUDA graph ({exc}); "
+                              "continuing without (set train.cuda_graphs: false to skip trying)")
+            self._graphs = None
+            if self.picks is not None:
+                self.picks["cudaGraphs"] = False
+            torch.cuda.empty_cache()  # the graphs' memory pool
+            return False
 
     def _check_cancel(self) -> None:
         """Between forward passes, on one process; with several, at the next step (a rank leaving mid-step would

@@ -41,6 +41,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, 
     bounds = cu.tolist()  # a host sync; only on the per-record fallback
     parts = []
     for start, end in zip(bounds, bounds[1:]):
+        if end == start:  # an empty record (pad_to_bucket's slots)
+            continue
         qs, ks, vs = (x[start:end].transpose(0, 1) for x in (q, k, v))  # (H, n, D)
         parts.append(F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale).transpose(0, 1))
     return torch.cat(parts, dim=0)

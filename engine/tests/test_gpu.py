@@ -96,8 +96,9 @@ def test_decode_graphs_give_the_eager_loop_and_transformers_tokens(ws):
 
 
 LAYER_MODES = {  # train settings of each way the decoder layers run
-    "eager": {"compile": False},
-    "compiled": {"compile": True, "gradient_checkpointing": False},  # dropout inside Inductor's kernels
+    "eager": {"compile": False, "cuda_graphs": False},
+    "compiled": {"compile": True, "gradient_checkpointing": False, "cuda_graphs": False},  # dropout in Inductor's kernels
+    "graphs": {"compile": True, "gradient_checkpointing": False, "cuda_graphs": True},  # ... replayed as CUDA graphs
 }
 
 
@@ -115,6 +116,35 @@ def test_qlora_resume_is_exact_on_gpu(ws, mode):
         for key in ("loss", "gradNorm", "evalLoss"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-5), (a, b)
+
+
+def test_cuda_graph_passes_train_as_the_eager_passes(ws):
+    """The same run with the passes replayed as CUDA graphs and run eagerly: the same losses step by step (no
+    dropout: the two draw different random numbers), and the graphs were really recorded and replayed."""
+    from qlora_engine import step_graphs
+    recorded = []
+    original = step_graphs.StepGraphs._record
+
+    def spy(self, batch):
+        recorded.append(batch.shape)
+        return original(self, batch)
+
+    losses = {}
+    for graphs in (False, True):
+        config = qlora_config(ws, lora={"dropout": 0.0}, train={
+            "max_steps": 12, "optimizer": "adamw_torch_fused", "compile": True, "gradient_checkpointing": False,
+            "cuda_graphs": graphs, "micro_batch_size": 1, "gradient_accumulation": 2, "eval_every": 0})
+        step_graphs.StepGraphs._record = spy
+        try:
+            Recipe(config, ws.runs / f"graphs-{graphs}").run()
+        finally:
+            step_graphs.StepGraphs._record = original
+        rows = [json.loads(x) for x in (ws.runs / f"graphs-{graphs}" / "metrics.jsonl").read_text().splitlines()]
+        losses[graphs] = [r["loss"] for r in rows if "loss" in r]
+    assert recorded, "no pass was recorded"
+    assert len(losses[True]) == len(losses[False]) == 12
+    for eager, replayed in zip(losses[False], losses[True]):
+        assert replayed == pytest.approx(eager, rel=5e-3)
 
 
 LAYERS = int(os.environ.get("QLORA_GPU_PLAN_LAYERS", "8"))

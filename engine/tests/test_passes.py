@@ -13,7 +13,8 @@ from conftest import TINY
 from qlora_engine.data import IGNORE, Sequence, collate
 from qlora_engine.order import token_loss_sum
 from qlora_engine.packing import mask_dtype, pack
-from qlora_engine.passes import pass_loss_sum, plan_passes, records_of, step_targets, verify_passes
+from qlora_engine.passes import (SLOTS, bucket, pad_to_bucket, pass_loss_sum, plan_passes, records_of, step_targets,
+                                 verify_passes)
 from qlora_engine import varlen
 
 
@@ -63,10 +64,11 @@ def straightforward(model, step_rows, micro_batch_size, packed):
     return total, grads(model)
 
 
-def batched(model, step_rows, budget, chunk):
+def batched(model, step_rows, budget, chunk, padded=False):
     model.zero_grad(set_to_none=True)
     passes = plan_passes(step_rows, budget)
-    targets = step_targets(passes)
+    targets = step_targets(passes)  # of the real passes: the filler has none
+    passes = [pad_to_bucket(p) for p in passes] if padded else passes
     total = 0.0
     with varlen.attention(model):
         for p in passes:
@@ -149,3 +151,31 @@ def test_verify_passes_accepts_the_model_and_restores_attention(model):
     before = model.config._attn_implementation
     verify_passes(model, 50000, torch.device("cpu"))
     assert model.config._attn_implementation == before == "sdpa"
+
+
+@pytest.mark.parametrize("loss_on", ["response", "all"])
+def test_passes_padded_for_cuda_graphs_compute_the_same_step(model, loss_on):
+    """pad_to_bucket's filler record, empty records and ignored trained positions change nothing."""
+    step_rows = rows(loss_on, packed=False)
+    ref_loss, ref_grad, _ = batched(model, step_rows, 64, 16)
+    loss, grad, _ = batched(model, step_rows, 64, 16, padded=True)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0).item() >= 0.99999
+
+
+def test_pad_to_bucket_shapes():
+    assert [bucket(n) for n in (1, 64, 65, 1155, 2048, 2049)] == [64, 64, 128, 1280, 2048, 2304]
+    shapes = set()
+    for n in range(900, 1300):  # 400 lengths, loss on all tokens, share 5 shapes (each padded by at most 12.5%)
+        ids = list(range(1, n + 1))
+        batch = pad_to_bucket(plan_passes([Sequence(ids, [IGNORE] + ids[1:], (n,))], 4096)[0])
+        assert batch.tokens >= n and batch.tokens <= n * 1.125 + 64
+        assert batch.cu_seqlens.numel() % SLOTS == 0 and batch.cu_seqlens.tolist()[-1] == batch.tokens
+        assert batch.max_len == batch.tokens and batch.position_ids[0, n:].tolist() == list(range(batch.tokens - n))
+        assert (batch.targets[n - 1:] == IGNORE).all() and batch.positions.numel() in (bucket(n - 1), batch.tokens)
+        shapes.add(batch.shape)
+    assert len(shapes) == 5, shapes  # token counts 960, 1024, 1152, 1280, 1408: trained positions follow them
+
+
+def test_verify_passes_checks_the_padded_pass(model):
+    verify_passes(model, 50000, torch.device("cpu"), padded=True)
