@@ -75,6 +75,8 @@ export interface TrainConfig {
   max_nonfinite_steps: number;
   /** torch.compile each decoder layer (CUDA): fused kernels; the first step compiles. 'auto': CUDA + Triton. */
   compile: boolean | 'auto';
+  /** Replay each training pass as a CUDA graph (passes padded to shared lengths). 'auto': CUDA, checkpointing off. */
+  cuda_graphs: boolean | 'auto';
   /** Optimizer steps between evaluations (0: never). */
   eval_every: number;
   /** Validation batches per evaluation (0: the whole validation set). */

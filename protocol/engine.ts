@@ -118,6 +118,8 @@ export interface TrainPicks {
   tokensPerPass: number;
   /** Decoder layers compiled with torch.compile (train.compile resolved; false after a compilation failure). */
   compile: boolean;
+  /** Training passes replayed as CUDA graphs (train.cuda_graphs resolved; false after a pass could not be recorded). */
+  cudaGraphs: boolean;
   /** Why, in words ("as configured" when nothing was auto). */
   reason: string;
 }

@@ -51,6 +51,7 @@ import torch
 from .config import Config, parse_config
 from .env import gpu_devices
 from .model import check_model, compiles, compute_dtype, linear_modules, skeleton, targeted, upcasts
+from .step_graphs import records_graphs
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -233,7 +234,9 @@ def pick(config: Config, free: Optional[float], model: Optional[Model] = None) -
     if not batching:
         tokens = rows * length
     return {"microBatchSize": int(rows), "gradientCheckpointing": bool(checkpointing), "tokensPerPass": int(tokens),
-            "compile": compiles(config, free is not None), "reason": "; ".join(reasons) or "as configured"}
+            "compile": compiles(config, free is not None),
+            "cudaGraphs": records_graphs(config, free is not None, bool(checkpointing)),
+            "reason": "; ".join(reasons) or "as configured"}
 
 
 def resolve(config: Config, free: Optional[float]) -> Tuple[Config, Dict[str, Any]]:

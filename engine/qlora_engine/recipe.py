@@ -59,7 +59,7 @@ from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
 from .passes import pad_to_bucket, pass_loss_sum, plan_passes, rows_targets, step_targets, verify_passes
-from .step_graphs import NotRecordable, StepGraphs, records_graphs
+from .step_graphs import NotRecordable, StepGraphs
 from .plan import resolve
 from . import varlen
 from .protocol import ERROR_CODES, RUN_FOLDER
@@ -283,7 +283,7 @@ class Recipe:
         self._compiled = compiles(config, self._device.type == "cuda")
         if self._compiled:
             compile_layers(self.model)
-        graphs = records_graphs(config, self._device.type == "cuda")
+        graphs = bool(self.picks and self.picks.get("cudaGraphs")) and self._device.type == "cuda"
         vocab = self.model.get_input_embeddings().weight.shape[0]
         if config.train.token_batching:
             verify_passes(self.model, vocab, self._device, padded=graphs)
@@ -555,7 +555,8 @@ class Recipe:
         p = self.picks or {}
         return (f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
                 f"{'on' if p.get('gradientCheckpointing') else 'off'}, up to {p.get('tokensPerPass'):,} tokens per "
-                f"forward pass, torch.compile {'on' if p.get('compile') else 'off'} ({p.get('reason')})")
+                f"forward pass, torch.compile {'on' if p.get('compile') else 'off'}, CUDA graphs "
+                f"{'on' if p.get('cudaGraphs') else 'off'} ({p.get('reason')})")
 
     def _batch(self, rows: List[int]) -> Batch:
         train_rows = self._data().train

@@ -30,11 +30,11 @@ from .config import Config
 from .passes import Pass, pass_loss_sum
 
 
-def records_graphs(config: Config, cuda: bool) -> bool:
+def records_graphs(config: Config, cuda: bool, checkpointing: bool) -> bool:
     """train.cuda_graphs resolved: never off CUDA or without token_batching, or with gradient checkpointing (its
     recomputation saves and restores the RNG state, which a graph cannot); "auto" is on otherwise."""
     train = config.train
-    if not cuda or not train.token_batching or train.gradient_checkpointing is True:
+    if not cuda or not train.token_batching or checkpointing:
         return False
     return train.cuda_graphs is True or train.cuda_graphs == "auto"
 

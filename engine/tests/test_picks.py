@@ -72,7 +72,7 @@ def test_auto_micro_batch_fills_the_pass():
 def test_explicit_settings_are_kept(tutorial):
     config = phi2(gradient_checkpointing=True, tokens_per_pass=4096, micro_batch_size=2)
     picks = pick(config, 139 * GiB)
-    assert {k: v for k, v in picks.items() if k != "compile"} == {
+    assert {k: v for k, v in picks.items() if k not in ("compile", "cudaGraphs")} == {
         "microBatchSize": 2, "gradientCheckpointing": True, "tokensPerPass": 4096, "reason": "as configured"}
     assert pick(phi2(compile=False), 139 * GiB)["compile"] is False
     assert pick(phi2(compile=True), 139 * GiB)["compile"] is True
@@ -118,3 +118,12 @@ def test_plan_is_within_15_percent_of_the_measured_peaks(compiled, checkpointing
     model = Model(phi2(micro_batch_size=4, gradient_accumulation=1, compile=compiled, optimizer="adamw_torch_fused"))
     ratio = model.peak(8192, checkpointing)[0] / (MEASURED_8192[(compiled, checkpointing)] * GiB)
     assert 0.85 <= ratio <= 1.15, ratio
+
+
+def test_cuda_graphs_are_picked_on_a_gpu_without_checkpointing(tutorial):
+    assert pick(phi2(), 139 * GiB)["cudaGraphs"] is True  # the tutorial's step: checkpointing auto -> off
+    assert pick(phi2(gradient_checkpointing=True), 139 * GiB)["cudaGraphs"] is False  # recomputation: no graphs
+    assert pick(phi2(), 6 * GiB)["cudaGraphs"] is False  # a small card: checkpointing auto -> on
+    assert pick(phi2(cuda_graphs=False), 139 * GiB)["cudaGraphs"] is False
+    assert pick(phi2(cuda_graphs=True), None)["cudaGraphs"] is False  # never on a CPU
+    assert pick(phi2(token_batching=False), 139 * GiB)["cudaGraphs"] is False

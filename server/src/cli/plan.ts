@@ -77,7 +77,8 @@ export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: 
       `up to ${p.tokensPerPass.toLocaleString('en-US')} tokens per forward pass`,
     `  parameters: ${formatCount(plan.baseParameters)} base (frozen), ${formatCount(plan.loraParameters)} LoRA (trained)`,
     `  settings: micro_batch_size ${auto(t.micro_batch_size)}${p.microBatchSize}, gradient_checkpointing ` +
-      `${auto(t.gradient_checkpointing)}${p.gradientCheckpointing}, compile ${auto(t.compile)}${p.compile} (${p.reason})`,
+      `${auto(t.gradient_checkpointing)}${p.gradientCheckpointing}, compile ${auto(t.compile)}${p.compile}, ` +
+      `cuda_graphs ${auto(t.cuda_graphs)}${p.cudaGraphs} (${p.reason})`,
     '',
   ];
   const terms = [...plan.terms].sort((a, b) => b.bytes - a.bytes);
