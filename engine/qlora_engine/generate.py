@@ -188,7 +188,7 @@ class Generator:
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ loading
-    def _base(self, config: Config, download: Optional[Report] = None) -> Tuple[Any, Any]:
+    def _base(self, config: Config, download: Optional[Report] = None, cancel: Any = None) -> Tuple[Any, Any]:
         key = (config.model, config.quantization, config.double_quant, str(compute_dtype(config)),
                config.trust_remote_code)
         if key != self._key:
@@ -197,7 +197,7 @@ class Generator:
             source, _ = check_model(config)
             tokenizer = load_tokenizer(config, source)
             tokenizer.padding_side = "left"
-            pull_weights(config, download)
+            pull_weights(config, download, cancel)  # cancel set: hub_pull.Cancelled, what arrived kept
             model = load_base_model(config, source)
             model.eval()
             model.config.use_cache = True
@@ -239,9 +239,10 @@ class Generator:
 
     # ------------------------------------------------------------------ request
     def generate(self, params: Dict[str, Any], notify: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 download: Optional[Report] = None) -> Dict[str, Any]:
+                 download: Optional[Report] = None, cancel: Any = None) -> Dict[str, Any]:
         """The generate request; with params.streamId, `notify` gets GenerateDidStreamParams as text grows;
-        `download` sees the bytes of a hub model's weights fetched before its first load (hub_pull.Progress)."""
+        `download` sees the bytes of a hub model's weights fetched before its first load (hub_pull.Progress); `cancel`
+        (a threading.Event) stops that download (hub_pull.Cancelled)."""
         if not isinstance(params, dict):
             raise InvalidParams("generate: params must be an object.")
         config = parse_config(params.get("config"))
@@ -278,7 +279,7 @@ class Generator:
         config = resolve_format(config)
         template = load_template(config.template) if config.data.format == "template" else None
         prompts = render_prompts(template, records) if template else []
-        self._base(config, download)
+        self._base(config, download, cancel)
         if template is None:  # chat: the run's chat template, through the tokenizer just loaded
             chat = load_chat(config, self._tokenizer)
             prompts, stops = render_chat_prompts(chat, records), chat.stop
