@@ -278,6 +278,19 @@ export interface GenerateDidStreamParams {
   done: boolean;
 }
 
+// ---------------------------------------------------------------- cancellation (server -> engine)
+
+/**
+ * LSP's cancellation: the request with this id stops where it can and answers RequestCancelled. A download (the
+ * `downloading` stage of generate, model/pull) stops within a chunk and keeps what arrived, so the next request
+ * resumes it; a request that cannot stop midway (a generation batch, a training step) answers as usual. The engine
+ * acts on it as soon as it is read, while the request runs.
+ */
+export const CancelRequest = '$/cancelRequest';
+export interface CancelRequestParams {
+  id: number;
+}
+
 // ---------------------------------------------------------------- notifications (engine -> server)
 
 export const TrainDidStage = 'train/didStage';
@@ -389,6 +402,8 @@ export const ErrorCodes = {
   HubUnreachable: -32015,
   /** The hub refused the model: gated (its license not accepted) or private, with no token or a token without access. */
   ModelGated: -32016,
+  /** The request was cancelled ($/cancelRequest) before it finished; a download keeps what arrived. */
+  RequestCancelled: -32800,
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -429,6 +444,7 @@ export const EngineMethods = [
   ModelExport,
   ModelPull,
   Generate,
+  CancelRequest,
   TrainDidStage,
   TrainDidProgress,
   TrainDidEval,

@@ -1,7 +1,9 @@
 """`python -m qlora_engine`: serve JSON-RPC on stdio. `python -m qlora_engine --env`: print the env report.
 
 stdout carries protocol frames only. The protocol writer gets a private duplicate of fd 1, then fd 1 is pointed
-at stderr, so a stray print() or a C library writing to stdout (bitsandbytes, CUDA) cannot corrupt a frame.
+at stderr, so a stray print() or a C library writing to stdout (bitsandbytes, CUDA) cannot corrupt a frame. The
+reader is a private duplicate of fd 0 too: rpc's reading thread is still blocked on it when the interpreter exits,
+and finalizing sys.stdin under that thread aborts the process.
 SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and the server cancels a run
 cooperatively (train/cancel) so it can checkpoint.
 """
@@ -29,7 +31,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .rpc import Connection
     from .handlers import Handlers
-    Handlers(Connection(sys.stdin.buffer, protocol_out)).serve()
+    protocol_in = os.fdopen(os.dup(0), "rb")
+    Handlers(Connection(protocol_in, protocol_out)).serve()
     return 0
 
 

@@ -180,6 +180,17 @@ class DownloadWriteFailed(WriteFailed):
               'then run again: the download resumes where it stopped.')
 
 
+class RequestCancelled(_Known):
+    """A request stopped by `$/cancelRequest` (a model download: what arrived stays for the next request)."""
+    CODE = ERROR_CODES["RequestCancelled"]
+    REMEDY = "Start it again when you are ready: a model download goes on from the bytes it already has."
+
+
+def download_cancelled(model: str) -> EngineError:
+    return RequestCancelled(f"cancelled while downloading {model!r}; the files that arrived are kept in the Hugging "
+                            "Face cache, and the next download resumes from them.", field="model")
+
+
 class HubModelNotFound(ModelNotFound):
     """A hub id the hub does not know (or will not show without a token): same code as ModelNotFound."""
     REMEDY = ("Check the id on the model's hub page (owner/name) and the revision; a private model needs HF_TOKEN set "

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 from . import protocol as P
 from .env import env_report
-from .errors import Busy, InvalidParams
+from .errors import Busy, InvalidParams, download_cancelled
 from .events import Events
 from .generate import Generator
 from .launch import LaunchedRun, devices_for
@@ -185,12 +185,15 @@ class Handlers:
         return export_merged(config, adapter, out, _require(params, "dtype", str), self._model_progress())
 
     def model_pull(self, params: Any) -> Dict[str, Any]:
-        from .hub_pull import pull
+        from .hub_pull import Cancelled, pull
         model = _require(params, "model", str)
         revision = params.get("revision")
         if revision is not None and not isinstance(revision, str):
             raise InvalidParams("revision must be a string", field="revision")
-        return pull(model, revision, report=self._download_progress())
+        try:
+            return pull(model, revision, report=self._download_progress(), cancel=self.conn.cancel_flag())
+        except Cancelled:
+            raise download_cancelled(model) from None
 
     def _download_progress(self) -> Callable[[Any], None]:
         """hub_pull.Progress -> model/didProgress, stage downloading (hub_pull already reports a few times a second)."""
@@ -216,5 +219,9 @@ class Handlers:
         active = self._busy()
         if active is not None:
             raise Busy(f"run {active.recipe.run_id} is training on the GPU; generate when it ends or cancel it.")
-        return self.generator.generate(params, notify=lambda p: self.conn.notify(P.GENERATE_DID_STREAM, p),
-                                       download=self._download_progress())
+        from .hub_pull import Cancelled
+        try:
+            return self.generator.generate(params, notify=lambda p: self.conn.notify(P.GENERATE_DID_STREAM, p),
+                                           download=self._download_progress(), cancel=self.conn.cancel_flag())
+        except Cancelled:  # $/cancelRequest while the base model downloaded
+            raise download_cancelled(str((params.get("config") or {}).get("model"))) from None

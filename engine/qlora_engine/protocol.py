@@ -24,6 +24,9 @@ MODEL_PULL = "model/pull"
 # generation
 GENERATE = "generate"
 
+# cancellation (server -> engine, LSP's notification): a request in flight stops where it can
+CANCEL_REQUEST = "$/cancelRequest"
+
 # notifications (engine -> server)
 TRAIN_DID_STAGE = "train/didStage"
 TRAIN_DID_PROGRESS = "train/didProgress"
@@ -43,6 +46,7 @@ ENGINE_METHODS = (
     MODEL_EXPORT,
     MODEL_PULL,
     GENERATE,
+    CANCEL_REQUEST,
     TRAIN_DID_STAGE,
     TRAIN_DID_PROGRESS,
     TRAIN_DID_EVAL,
@@ -77,6 +81,7 @@ ERROR_CODES = {
     "BadModelFile": -32014,
     "HubUnreachable": -32015,
     "ModelGated": -32016,
+    "RequestCancelled": -32800,
 }
 
 # Codes meaning "the user's input is wrong" (the CLI exits 2 for these).

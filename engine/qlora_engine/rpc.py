@@ -1,7 +1,10 @@
 """JSON-RPC 2.0 over byte streams with LSP's framing (`Content-Length: N\\r\\n\\r\\n` + N bytes of UTF-8 JSON).
 
-Requests are dispatched one at a time on the reading thread; long work (training) runs elsewhere and talks back
-through `notify`, which any thread may call: one lock keeps frames from interleaving.
+A thread reads the stream; requests and notifications are dispatched one at a time, in order, on the thread that
+called `serve`; long work (training) runs elsewhere and talks back through `notify`, which any thread may call: one
+lock keeps frames from interleaving. The one message acted on as soon as it is read is LSP's `$/cancelRequest`: it
+sets the cancel flag of the request it names (queued or running), which a long request (a download) checks and then
+answers RequestCancelled; a request that does not check it answers as usual.
 Errors: an EngineError becomes {code, message, data: {code, message, file?, line?, field?}}; an unknown method
 -32601; anything unexpected -32603 with the exception text (traceback to stderr).
 """
@@ -9,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import traceback
-from typing import Any, BinaryIO, Callable, Dict, Optional
+from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 from .errors import EngineError
 from .files import finite
-from .protocol import ERROR_CODES
+from .protocol import CANCEL_REQUEST, ERROR_CODES
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,26 @@ def frame(message: Dict[str, Any]) -> bytes:
     return b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n\r\n" + body
 
 
+def _id_key(value: Any) -> Any:
+    """A request id usable as a key (JSON-RPC ids are numbers or strings), else None."""
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def _request_key(message: Any) -> Any:
+    """The id of a request (a message with a method and an id), as a key; None for anything else."""
+    if isinstance(message, dict) and isinstance(message.get("method"), str) and "id" in message:
+        return _id_key(message["id"])
+    return None
+
+
 class Connection:
     def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
         self._reader = reader
         self._writer = writer
         self._lock = threading.Lock()
         self._closed = False
+        self._cancels: Dict[Any, threading.Event] = {}  # request id -> its cancel flag, from read to reply
+        self._current = threading.Event()  # the flag of the request being dispatched
 
     def send(self, message: Dict[str, Any]) -> None:
         try:
@@ -86,23 +104,64 @@ class Connection:
             message["error"] = error
         self.send(message)
 
+    def cancel_flag(self) -> threading.Event:
+        """The cancel flag of the request being dispatched: set when `$/cancelRequest` names it."""
+        return self._current
+
     def serve(self, handlers: Dict[str, Handler], notifications: Dict[str, Handler],
               should_stop: Callable[[], bool]) -> None:
-        """Read and dispatch until end of stream or should_stop() turns true after a message."""
+        """Dispatch what the reading thread receives until end of stream or should_stop() turns true after a message.
+        The reading thread is a daemon blocked on the stream: the reader must not be sys.stdin.buffer, whose lock
+        that thread holds when the interpreter finalizes it (a fatal error); __main__ passes a private duplicate."""
+        inbox: "queue.Queue[Optional[Tuple[Any, Optional[Exception]]]]" = queue.Queue()
+        threading.Thread(target=self._read, args=(inbox,), name="rpc-reader", daemon=True).start()
         while not should_stop():
-            try:
-                body = read_message(self._reader)
-            except FramingError as exc:
-                log.error("protocol error, closing: %s", exc)
+            item = inbox.get()
+            if item is None:
                 return
-            if body is None:
-                return
-            try:
-                message = json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                self._reply(None, error={"code": ERROR_CODES["ParseError"], "message": f"parse error: {exc}"})
+            message, bad = item
+            if bad is not None:
+                self._reply(None, error={"code": ERROR_CODES["ParseError"], "message": f"parse error: {bad}"})
                 continue
-            self._dispatch(message, handlers, notifications)
+            key = _request_key(message)
+            self._current = (self._cancels.get(key) if key is not None else None) or threading.Event()
+            try:
+                self._dispatch(message, handlers, notifications)
+            finally:
+                if key is not None:
+                    self._cancels.pop(key, None)
+
+    def _read(self, inbox: "queue.Queue[Optional[Tuple[Any, Optional[Exception]]]]") -> None:
+        """Frames -> inbox, in order (None at the end); a `$/cancelRequest` sets its request's flag at once."""
+        try:
+            while True:
+                try:
+                    body = read_message(self._reader)
+                except FramingError as exc:
+                    log.error("protocol error, closing: %s", exc)
+                    return
+                if body is None:
+                    return
+                try:
+                    message = json.loads(body.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    inbox.put((None, exc))
+                    continue
+                if isinstance(message, dict) and message.get("method") == CANCEL_REQUEST and "id" not in message:
+                    params = message.get("params")
+                    key = _id_key(params.get("id")) if isinstance(params, dict) else None
+                    flag = self._cancels.get(key) if key is not None else None
+                    if flag is not None:
+                        flag.set()
+                    continue
+                key = _request_key(message)
+                if key is not None:
+                    self._cancels.setdefault(key, threading.Event())
+                inbox.put((message, None))
+        except Exception:  # a bug guard: the connection ends as at end of stream, saying why
+            log.error("reading the stream failed:\n%s", traceback.format_exc())
+        finally:
+            inbox.put(None)
 
     def _dispatch(self, message: Any, handlers: Dict[str, Handler], notifications: Dict[str, Handler]) -> None:
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(

@@ -223,3 +223,38 @@ def test_offline_and_not_cached_says_how_to_pull(tmp_path):
         hub_pull.pull("tiny/phi", cache_dir=tmp_path)
     data = known(exc, "ModelNotFound")
     assert "HF_HUB_OFFLINE=1" in data["message"] and "qlora-studio pull tiny/phi" in data["message"]
+
+
+def test_a_generate_cancelled_while_its_model_downloads_keeps_the_bytes_and_the_next_one_resumes(model_dir, ws,
+                                                                                                tmp_path):
+    """The engine process, as the server drives it: a generate whose hub model is not cached downloads it
+    (model/didProgress), `$/cancelRequest` stops the download within a chunk (RequestCancelled, the partial file
+    kept), and the next generate resumes it with a Range request and generates."""
+    from rpc_client import EngineProcess
+    size = (TINY / WEIGHTS).stat().st_size
+    cache = tmp_path / "cache"
+    with serve(model_dir, throttle=0.02) as hub:  # ~9 s for the weights: the cancel lands mid-file
+        engine = EngineProcess({"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "0",
+                                "TRANSFORMERS_OFFLINE": "0"})
+        try:
+            assert "result" in engine.request("initialize", {"clientName": "pytest"})
+            params = {"config": ws.config(model="tiny/phi"), "adapter": None, "records": [{"dialogue": "A: Hi."}],
+                      "maxNewTokens": 3, "temperature": 0, "topP": 1.0, "seed": 0, "batchSize": 1}
+            engine.send({"jsonrpc": "2.0", "id": "g1", "method": "generate", "params": params})
+            engine.notification("model/didProgress", lambda p: p.get("download", {}).get("file") == WEIGHTS
+                                and p["download"]["bytesDone"] > 0, timeout=60)
+            engine.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "g1"}})
+            reply = engine._wait(lambda m: m.get("id") == "g1", 30)
+            assert reply["error"]["code"] == ERROR_CODES["RequestCancelled"], reply
+            assert "'tiny/phi'" in reply["error"]["message"] and "resumes" in reply["error"]["message"]
+            (partial,) = (cache / "models--tiny--phi" / "blobs").glob("*.incomplete")
+            kept = partial.stat().st_size
+            assert 0 < kept < size
+
+            hub.throttle = 0
+            again = engine.request("generate", params, timeout=120)
+            assert len(again["result"]["completions"]) == 1, again
+            assert hub.ranges(WEIGHTS)[-1] == f"bytes={kept}-"
+            assert engine.request("shutdown")["result"] is None
+        finally:
+            engine.close()

@@ -81,3 +81,37 @@ def test_stops_at_end_of_stream_and_on_request():
                              {"jsonrpc": "2.0", "id": 2, "method": "stop"}), out)
     conn.serve({"stop": lambda p: calls.append(p)}, {}, lambda: len(calls) >= 1)
     assert len(replies(out)) == 1
+
+
+def test_cancel_request_sets_the_flag_of_the_request_running_and_only_its():
+    """`$/cancelRequest` is read while a request runs (the reading thread), and reaches that request's flag."""
+    import os
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb", buffering=0)
+    out = io.BytesIO()
+    conn = Connection(reader, out)
+    running = threading.Event()
+
+    def wait(params):
+        running.set()
+        return {"cancelled": conn.cancel_flag().wait(timeout=10)}
+
+    def quick(params):
+        return {"cancelled": conn.cancel_flag().is_set()}
+
+    served = threading.Thread(target=conn.serve, args=({"wait": wait, "quick": quick}, {}, lambda: False))
+    served.start()
+    send = lambda m: writer.write(frames(m).getvalue())  # noqa: E731
+    send({"jsonrpc": "2.0", "id": 1, "method": "wait"})
+    send({"jsonrpc": "2.0", "id": 2, "method": "quick"})  # queued behind 1; its flag stays clear
+    assert running.wait(timeout=10)
+    send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 99}})  # no such request: ignored
+    send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": [1]}})  # not an id: ignored
+    send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}})
+    send({"jsonrpc": "2.0", "id": "s", "method": "quick"})
+    writer.close()
+    served.join(timeout=10)
+    assert [(r["id"], r["result"]) for r in replies(out)] == [
+        (1, {"cancelled": True}), (2, {"cancelled": False}), ("s", {"cancelled": False})]  # no reply to the cancel
