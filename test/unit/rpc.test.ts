@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { ErrorCodes } from '../../protocol/engine';
+import { CancelRequest, ErrorCodes } from '../../protocol/engine';
 import { encodeFrame, readFrames } from '../../server/src/engine-client/framing';
 import { ConnectionClosedError, EngineError, RpcConnection } from '../../server/src/engine-client/rpc';
 import { rejection } from '../support/helpers';
@@ -42,6 +42,32 @@ describe('rpc', () => {
     peerSend({ id: 1, result: 'one' });
     assert.equal(await a, 'one');
     assert.equal(await b, 'two — ✓');
+  });
+
+  it('an aborted signal sends $/cancelRequest for its pending request, once; the peer\'s answer settles it', async () => {
+    const { connection, sent, nextSent, peerSend } = pair();
+    const abort = new AbortController();
+    const request = connection.sendRequest('generate', {}, abort.signal);
+    const { id } = await nextSent(1);
+    abort.abort();
+    assert.deepEqual(await nextSent(2), { jsonrpc: '2.0', method: CancelRequest, params: { id } });
+    peerSend({ id, error: { code: ErrorCodes.RequestCancelled, message: 'cancelled while downloading' } });
+    const error = await rejection(request);
+    assert.ok(error instanceof EngineError && error.code === ErrorCodes.RequestCancelled);
+
+    // Answered before the abort: nothing is sent. Aborted before it was sent: the cancel follows the request.
+    const late = new AbortController();
+    const answered = connection.sendRequest('generate', {}, late.signal);
+    const second = await nextSent(3);
+    peerSend({ id: second.id, result: 'done' });
+    assert.equal(await answered, 'done');
+    late.abort();
+    const early = AbortSignal.abort();
+    const already = connection.sendRequest('model/pull', {}, early);
+    assert.deepEqual([(await nextSent(4)).method, (await nextSent(5)).method], ['model/pull', CancelRequest]);
+    peerSend({ id: sent[3]!.id, result: 'cached' });
+    assert.equal(await already, 'cached');
+    assert.equal(sent.length, 5);
   });
 
   it('rejects an error response as an EngineError with code, message and data', async () => {

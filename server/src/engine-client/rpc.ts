@@ -4,7 +4,7 @@
  * MethodNotFound so a peer never waits forever.
  */
 import type { Readable, Writable } from 'node:stream';
-import { ErrorCodes, type EngineErrorData } from '../../../protocol/engine';
+import { CancelRequest, ErrorCodes, type CancelRequestParams, type EngineErrorData } from '../../../protocol/engine';
 import { FrameWriter, readFrames } from './framing';
 
 /** An error response from the engine: its JSON-RPC code, message and where the problem is. */
@@ -87,16 +87,27 @@ export class RpcConnection {
     return this.closedWith !== null;
   }
 
-  sendRequest<P, R>(method: string, params: P): Promise<R> {
+  /**
+   * `signal` aborted while the request is pending sends `$/cancelRequest`; the promise still settles with the peer's
+   * answer (RequestCancelled when it stopped, the result when it could not or had finished).
+   */
+  sendRequest<P, R>(method: string, params: P, signal?: AbortSignal): Promise<R> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const id = this.nextId++;
-    return new Promise<R>((resolve, reject) => {
+    const cancel = (): void => {
+      if (this.pending.has(id) && !this.closedWith) void this.sendNotification<CancelRequestParams>(CancelRequest, { id }).catch(() => {});
+    };
+    const settled = new Promise<R>((resolve, reject) => {
       this.pending.set(id, { method, resolve: resolve as (result: unknown) => void, reject });
       this.writer.write({ jsonrpc: '2.0', id, method, params }).catch((error: Error) => {
         if (!this.pending.delete(id)) return;
         reject(this.closedWith ?? new ConnectionClosedError(`could not send ${method}: ${error.message}`));
       });
     });
+    if (!signal) return settled;
+    if (signal.aborted) cancel();
+    else signal.addEventListener('abort', cancel, { once: true });
+    return settled.finally(() => signal.removeEventListener('abort', cancel));
   }
 
   async sendNotification<P>(method: string, params: P): Promise<void> {

@@ -93,11 +93,12 @@ export class EngineSupervisor {
     return (this.session ??= this.launch()).ready;
   }
 
-  async request<M extends RequestMethod>(method: M, params: EngineRequests[M]['params']): Promise<EngineRequests[M]['result']> {
+  /** `signal` cancels the request in flight ($/cancelRequest): the engine answers RequestCancelled where it can stop. */
+  async request<M extends RequestMethod>(method: M, params: EngineRequests[M]['params'], signal?: AbortSignal): Promise<EngineRequests[M]['result']> {
     const session = (this.session ??= this.launch());
     await session.ready;
     try {
-      return await session.connection.sendRequest<EngineRequests[M]['params'], EngineRequests[M]['result']>(method, params);
+      return await session.connection.sendRequest<EngineRequests[M]['params'], EngineRequests[M]['result']>(method, params, signal);
     } catch (error) {
       throw error instanceof EngineCrashedError ? withMethod(error, method) : error;
     }
