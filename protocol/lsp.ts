@@ -193,12 +193,15 @@ export interface ModelExportResult {
 
 /**
  * Progress of a ModelExport (the engine's stages: loading the base model, merging the adapter, saving, done), and of
- * the base model's download before a GenerateSummarize (a hub model not in the cache: bytes, speed, ETA in `stage`).
+ * the base model's download before a GenerateSummarize or an EvalStart (a hub model not in the cache: the line with
+ * bytes, percent, speed and ETA in `stage`, the numbers in `download`).
  */
 export const ModelDidProgress = 'qlora/model/didProgress';
 export interface ModelDidProgressParams {
   runDir: string;
   stage: string;
+  /** The bytes so far, while the run's base model downloads. */
+  download?: E.DownloadProgress;
 }
 
 /** A streamed summary's text so far (GenerateSummarizeParams.streamId), the adapter's or the base model's. */

@@ -156,6 +156,66 @@ describe('JobManager (fake engine)', () => {
     await jobs.dispose();
   });
 
+  /** A completed run by hand (config, data with a test split, an adapter), as training leaves one. */
+  function completedRun(name: string): string {
+    const run = path.join(dir, 'runs-download', name);
+    fs.mkdirSync(path.join(run, 'adapter'), { recursive: true });
+    fs.mkdirSync(path.join(run, 'model'));
+    for (const f of ['train.jsonl', 'test.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples/dialogsum', f), path.join(run, f));
+    fs.writeFileSync(path.join(run, 'config.yaml'), 'model: ./model\nquantization: none\ndata: { train: train.jsonl, test: test.jsonl }\ntemplate: summarize.prompt.yaml\n');
+    fs.writeFileSync(path.join(run, 'adapter', 'adapter_config.json'), '{}');
+    fs.writeFileSync(path.join(run, 'adapter', 'adapter_model.safetensors'), '');
+    fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ runId: name, status: 'completed' }));
+    return run;
+  }
+
+  it("evaluating while the base model downloads forwards its bytes for the run; cancelling stops it, the next goes on", async () => {
+    const { jobs, sent } = manager({ FAKE_ENGINE_DOWNLOAD: '8', FAKE_ENGINE_STEP_MS: '40' });
+    const run = completedRun('r-download');
+    const model = path.join(run, 'model');
+    const downloads = (): L.ModelDidProgressParams[] => sent.filter((s) => s.method === L.ModelDidProgress).map((s) => s.params as L.ModelDidProgressParams);
+
+    const abort = new AbortController();
+    const stopped = jobs.evalStart({ runDir: run, limit: 2 }, abort.signal);
+    await waitFor(() => downloads().length >= 2, 5000, 'two download updates');
+    abort.abort();
+    const cancelled = await stopped;
+    assert.deepEqual([cancelled.reportPath, cancelled.problem?.code], [null, L.JobErrorCodes.Cancelled]);
+    const kept = downloads().at(-1)!.download!.bytesDone;
+    assert.ok(kept < 8 * 2 ** 20, `stopped midway (${kept} bytes)`);
+
+    const before = downloads().length;
+    const done = await jobs.evalStart({ runDir: run, limit: 2 });
+    assert.equal(done.problem, null, JSON.stringify(done.problem));
+    assert.ok(done.reportPath && fs.existsSync(done.reportPath));
+    const resumed = downloads().slice(before);
+    assert.ok(resumed[0]!.download!.bytesDone > kept, 'the second evaluation goes on from the bytes that arrived');
+    for (const p of downloads()) {
+      assert.equal(p.runDir, run);
+      assert.deepEqual([p.download!.model, p.download!.bytesTotal], [model, 8 * 2 ** 20]);
+      assert.match(p.stage, /^Downloading .*model: [\d.]+ MiB of 8\.00 MiB \(\d+%\), [\d.]+ MiB\/s, ETA /);
+    }
+    assert.equal(resumed.at(-1)!.download!.bytesDone, 8 * 2 ** 20);
+    await jobs.dispose();
+  });
+
+  it('summarizing while the base model downloads forwards its bytes; a cancelled summary is a Cancelled problem', async () => {
+    const { jobs, sent } = manager({ FAKE_ENGINE_DOWNLOAD: '6', FAKE_ENGINE_STEP_MS: '40' });
+    const run = completedRun('r-summarize');
+    const params = { runDir: run, text: '#Person1#: Hi.\n#Person2#: Hello.', compareWithBase: false, maxNewTokens: 8 };
+    const abort = new AbortController();
+    const stopped = jobs.summarize(params, abort.signal);
+    await waitFor(() => sent.some((s) => s.method === L.ModelDidProgress), 5000, 'a download update');
+    abort.abort();
+    assert.equal((await stopped).problem?.code, L.JobErrorCodes.Cancelled);
+    const summary = await jobs.summarize(params);
+    assert.equal(summary.problem, null, JSON.stringify(summary.problem));
+    assert.equal(summary.adapter?.text, 'summary 0 of adapter');
+    const last = sent.filter((s) => s.method === L.ModelDidProgress).at(-1)!.params as L.ModelDidProgressParams;
+    assert.deepEqual([last.runDir, last.download?.bytesDone, last.download?.bytesTotal], [run, 6 * 2 ** 20, 6 * 2 ** 20]);
+    await jobs.dispose();
+  });
+
   it('no Python: the environment check says how to create one', async () => {
     const sent: Sent[] = [];
     const jobs = new JobManager({ sendNotification: (async (m: string, p: unknown) => void sent.push({ method: m, params: p })) as never }, async () => '', {

@@ -9,6 +9,7 @@ import * as L from '../../../protocol/lsp';
 import { RunFolder } from '../../../protocol/run-folder';
 import { UserError } from '../context';
 import { adapterRunDir, problemError, requireTrusted } from '../guards';
+import { downloadStep, EvalProgress } from '../job-progress';
 import { ReportFile } from '../runs/read';
 import { runDirOf } from '../runs-tree';
 import { settings } from '../settings';
@@ -42,20 +43,16 @@ const evaluateAdapter = (s: Services) => async (arg?: unknown): Promise<void> =>
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Evaluating ${path.basename(dir)}: base model vs adapter (ROUGE)`, cancellable: true },
     async (progress, token) => {
-      const phases = { base: 'generating with the base model', adapter: 'generating with the adapter', scoring: 'scoring' } as const;
-      let last = 0;
-      const sub = client.onNotification(L.EvalDidProgress, (p) => {
-        if (p.runDir !== dir) return;
-        // Two generation passes of `total` records each, then scoring.
-        const done = p.phase === 'base' ? p.done : p.phase === 'adapter' ? p.total + p.done : 2 * p.total;
-        const pct = p.total ? (done / (2 * p.total)) * 100 : 0;
-        progress.report({ increment: pct - last, message: `${phases[p.phase]} ${p.phase === 'scoring' ? '' : `${p.done}/${p.total}`}`.trim() });
-        last = pct;
-      });
+      const bar = new EvalProgress();
+      const subs = [
+        client.onNotification(L.EvalDidProgress, (p) => p.runDir === dir && progress.report(bar.step(p))),
+        // The base model downloads first when it is not cached yet; cancelling stops the download, which keeps its bytes.
+        client.onNotification(L.ModelDidProgress, (p) => p.runDir === dir && p.download && progress.report(downloadStep(p.download))),
+      ];
       try {
         return await client.request(L.EvalStart, { runDir: dir, limit: settings.evalLimit() }, token);
       } finally {
-        sub.dispose();
+        for (const sub of subs) sub.dispose();
       }
     },
   );

@@ -11,6 +11,7 @@ import type { RunInfo } from '../../../protocol/webview';
 import type { Services } from './services';
 import { UserError } from '../context';
 import { problemError, requireFolder, requireTrusted } from '../guards';
+import { downloadStep } from '../job-progress';
 import { latestCompleted } from '../runs/read';
 import { runDirOf } from '../runs-tree';
 import { setCompareWithBase, settings } from '../settings';
@@ -73,7 +74,7 @@ async function runSummarize(s: Services, uri: vscode.Uri, range: vscode.Range, t
     result = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Summarizing with ${run.runId}${compareWithBase ? ' and the base model' : ''}…`, cancellable: true },
       (progress, token) => {
-        downloading = client.onNotification(L.ModelDidProgress, (p) => p.runDir === run.runDir && progress.report({ message: p.stage }));
+        downloading = client.onNotification(L.ModelDidProgress, (p) => p.runDir === run.runDir && p.download && progress.report(downloadStep(p.download)));
         return client.request(L.GenerateSummarize, { runDir: run.runDir, text, compareWithBase, maxNewTokens: settings.maxNewTokens(), streamId }, token);
       },
     );
@@ -81,6 +82,7 @@ async function runSummarize(s: Services, uri: vscode.Uri, range: vscode.Range, t
     streaming.dispose();
     downloading?.dispose();
   }
+  if (result.problem?.code === L.JobErrorCodes.Cancelled) return; // a download stopped keeps its bytes for the next time
   if (result.problem) throw problemError(result.problem);
   await s.ctx.extension.workspaceState.update(LastAdapterKey, run.runDir);
   s.summaries.show(uri, range, run, result);

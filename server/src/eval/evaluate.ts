@@ -15,7 +15,7 @@
  * model's tokenizer, as the engine counts them) are skipped and listed in the report, never silently.
  * runEvaluation generates in chunks of records, longest prompts first (schedule.ts: batches of similar length waste
  * little on padding), and puts each completion back at its record's index; progress after each chunk, cancellation
- * checked between chunks.
+ * checked between chunks and passed to the chunk in flight (the first one's base model may be downloading).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -62,7 +62,8 @@ export interface EvalProgress {
   total: number;
 }
 
-export type GenerateFn = (params: GenerateParams) => Promise<GenerateResult>;
+/** One generate request; `signal` cancels it in flight (the engine stops a download of the base model). */
+export type GenerateFn = (params: GenerateParams, signal?: AbortSignal) => Promise<GenerateResult>;
 
 export class EvalCancelledError extends Error {
   override readonly name = 'EvalCancelledError';
@@ -303,17 +304,21 @@ async function generateAll(
     const chunk = indices.map((i) => prepared.records[i]!);
     let result: GenerateResult;
     try {
-      result = await generate({
-        config: prepared.config,
-        adapter,
-        records: chunk.map((r) => r.fields),
-        maxNewTokens: prepared.maxNewTokens,
-        temperature: 0,
-        topP: 1,
-        seed: 0,
-        batchSize: prepared.batchSize,
-      });
+      result = await generate(
+        {
+          config: prepared.config,
+          adapter,
+          records: chunk.map((r) => r.fields),
+          maxNewTokens: prepared.maxNewTokens,
+          temperature: 0,
+          topP: 1,
+          seed: 0,
+          batchSize: prepared.batchSize,
+        },
+        signal,
+      );
     } catch (error) {
+      if (signal?.aborted) throw new EvalCancelledError(); // stopped in flight (RequestCancelled), or failed as it did
       throw locateRecordError(error, chunk, prepared.dataFile);
     }
     if (result.completions.length !== chunk.length) {

@@ -1,7 +1,8 @@
 /**
  * Evaluate Adapter in the language server: the run's saved config, server/src/eval's evaluation (zero-shot base vs
- * adapter on the test split, ROUGE), progress forwarded as qlora/eval/didProgress, the report written to
- * <run-dir>/eval/report.{json,md,html} — the same as `qlora-studio eval --adapter <run-dir>`.
+ * adapter on the test split, ROUGE), progress forwarded as qlora/eval/didProgress (the base model's download as
+ * qlora/model/didProgress), the report written to <run-dir>/eval/report.{json,md,html} — the same as
+ * `qlora-studio eval --adapter <run-dir>`.
  */
 import * as path from 'node:path';
 import { Generate } from '../../../protocol/engine';
@@ -11,6 +12,7 @@ import { EvalCancelledError, EvalInputError, prepareEvaluation, runEvaluation, t
 import { writeReport } from '../eval/report';
 import type { EngineSupervisor } from '../engine-client/supervise';
 import { RunFolder } from '../../../protocol/run-folder';
+import { downloadNotification, onDownload } from './downloads';
 import { problem, problemFromConfig, problemFromError } from './problems';
 import type { Notify } from './train';
 
@@ -36,11 +38,13 @@ export async function prepareRunEvaluation(params: L.EvalStartParams): Promise<P
   }
 }
 
+/** The evaluation on the engine; the base model's download (a hub model not cached) reported, and `signal` stops it. */
 export async function evaluateRun(engine: EngineSupervisor, prepared: PreparedEvaluation, runDir: string, notify: Notify, signal: AbortSignal): Promise<L.EvalStartResult> {
+  const downloading = onDownload(engine, prepared.config.model, (d) => notify(L.ModelDidProgress, downloadNotification(runDir, d)));
   try {
     const report = await runEvaluation(
       prepared,
-      (params) => engine.request(Generate, params),
+      (params, cancel) => engine.request(Generate, params, cancel),
       (p) => notify(L.EvalDidProgress, { runDir, phase: p.phase, done: p.done, total: p.total }),
       signal,
     );
@@ -52,5 +56,7 @@ export async function evaluateRun(engine: EngineSupervisor, prepared: PreparedEv
       return { reportPath: null, problem: problem(L.JobErrorCodes.RunNotUsable, error.message, null, { ...(error.file ? { file: error.file } : {}), ...(error.line ? { line: error.line } : {}) }) };
     }
     return { reportPath: null, problem: problemFromError(error) };
+  } finally {
+    downloading.dispose();
   }
 }

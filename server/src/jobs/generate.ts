@@ -8,14 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ResolvedConfig } from '../../../protocol/config';
-import { Generate, GenerateDidStream, ModelDidProgress, type GenerateParams } from '../../../protocol/engine';
-import { formatDownload } from '../../../protocol/format';
+import { Generate, GenerateDidStream, type DownloadProgress, type GenerateParams } from '../../../protocol/engine';
 import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine-client/supervise';
 import { AdapterConfigFile, RunFolder } from '../../../protocol/run-folder';
 import { loadChatTemplate } from '../templates/chat';
 import { compilePart, renderPart } from '../templates/jinja';
+import { onDownload } from './downloads';
 import { problem, problemFromConfig, problemFromError } from './problems';
 
 export interface RunForGeneration {
@@ -86,14 +86,16 @@ export function bindChatInput(config: ResolvedConfig, text: string): { variable:
 }
 
 /**
- * Summarizes the selection; with params.streamId, `stream` gets the text as it is generated; `progress` gets a line
- * while the base model downloads (a hub model not in the cache).
+ * Summarizes the selection; with params.streamId, `stream` gets the text as it is generated; `download` gets the bytes
+ * while the base model downloads (a hub model not in the cache), which `signal` stops (the bytes that arrived are
+ * kept for the next summary).
  */
 export async function summarize(
   engine: EngineSupervisor,
   params: L.GenerateSummarizeParams,
   stream: (update: L.GenerateDidStreamParams) => void = () => {},
-  progress: (message: string) => void = () => {},
+  download: (progress: DownloadProgress) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<L.GenerateSummarizeResult> {
   const none = { variable: null, prompt: null, adapter: null, base: null, seconds: 0 };
   const found = runForGeneration(params.runDir);
@@ -120,9 +122,9 @@ export async function summarize(
         if (u.streamId === streamId) stream({ streamId, base: u.base, text: u.text, done: u.done });
       })
     : null;
-  const downloading = engine.onNotification(ModelDidProgress, (p) => p.download && progress(formatDownload(p.download)));
+  const downloading = onDownload(engine, config.model, download);
   try {
-    const result = await engine.request(Generate, request);
+    const result = await engine.request(Generate, request, signal);
     return {
       variable: bound.variable,
       prompt: bound.prompt,
@@ -132,7 +134,8 @@ export async function summarize(
       problem: null,
     };
   } catch (error) {
-    return { ...none, variable: bound.variable, prompt: bound.prompt, problem: problemFromError(error) };
+    const cancelled = signal?.aborted ? problem(L.JobErrorCodes.Cancelled, 'Summary cancelled.', null) : null;
+    return { ...none, variable: bound.variable, prompt: bound.prompt, problem: cancelled ?? problemFromError(error) };
   } finally {
     streaming?.dispose();
     downloading.dispose();

@@ -12,6 +12,7 @@ import * as L from '../../../protocol/lsp';
 import { loadConfig } from '../config/load';
 import type { EngineSupervisor } from '../engine-client/supervise';
 import { EngineHost, UntrustedWorkspaceError } from './engine-host';
+import { downloadNotification } from './downloads';
 import { exportRun, exportTarget } from './export';
 import { summarize } from './generate';
 import { evaluateRun, prepareRunEvaluation } from './evaluate';
@@ -140,7 +141,8 @@ export class JobManager {
     }
   }
 
-  async summarize(params: L.GenerateSummarizeParams): Promise<L.GenerateSummarizeResult> {
+  /** `signal` (the request's cancellation) stops the base model's download, if one is in flight. */
+  async summarize(params: L.GenerateSummarizeParams, signal?: AbortSignal): Promise<L.GenerateSummarizeResult> {
     return this.withEngine(
       (problem) => ({ variable: null, prompt: null, adapter: null, base: null, seconds: 0, problem }),
       (engine) =>
@@ -148,12 +150,13 @@ export class JobManager {
           engine,
           params,
           (update) => this.notify(L.GenerateDidStream, update),
-          (stage) => this.notify(L.ModelDidProgress, { runDir: params.runDir, stage }),
+          (download) => this.notify(L.ModelDidProgress, downloadNotification(params.runDir, download)),
+          signal,
         ),
     );
   }
 
-  /** Zero-shot base vs adapter on the run's test split; `signal` cancels between generation batches. */
+  /** Zero-shot base vs adapter on the run's test split; `signal` cancels between generation batches, or the download. */
   async evalStart(params: L.EvalStartParams, signal: AbortSignal = new AbortController().signal): Promise<L.EvalStartResult> {
     const refused = this.untrusted();
     if (refused) return { reportPath: null, problem: refused };
@@ -211,7 +214,7 @@ export function registerJobs(connection: JobsConnection, options: JobsOptions = 
   on(L.TrainStart, (p) => jobs.trainStart(p));
   on(L.TrainCancel, (p) => jobs.trainCancel(p));
   on(L.JobsList, () => jobs.list());
-  on(L.GenerateSummarize, (p) => jobs.summarize(p));
+  on(L.GenerateSummarize, (p, signal) => jobs.summarize(p, signal));
   on(L.EvalStart, (p, signal) => jobs.evalStart(p, signal));
   on(L.ModelExport, (p) => jobs.modelExport(p));
   return jobs;
