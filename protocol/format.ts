@@ -1,5 +1,6 @@
 /**
- * How sizes, counts and durations are shown, the same in the CLI and the editor (status bar, Runs view, messages):
+ * How sizes, counts and durations are shown, the same in the CLI and the editor (status bar, Runs view, messages,
+ * the dashboard):
  * 1.35 GiB, 2.78B parameters, 2m 05s. A missing or non-finite value shows as an em dash.
  */
 
@@ -45,6 +46,8 @@ export function formatSpeed(bytesPerSecond: number | null | undefined): string {
 /** What every view shows of a model download (a DownloadProgress of protocol/engine.ts). */
 export interface DownloadNumbers {
   model: string;
+  /** The file being fetched now. */
+  file: string;
   bytesDone: number;
   bytesTotal: number;
   bytesPerSecond: number;
@@ -58,6 +61,15 @@ export function downloadFraction(d: DownloadNumbers): number {
 /** Seconds left at the current speed; null before the speed is known. */
 export function downloadEta(d: DownloadNumbers): number | null {
   return d.bytesPerSecond > 0 ? Math.max(0, d.bytesTotal - d.bytesDone) / d.bytesPerSecond : null;
+}
+
+/**
+ * A download's parts, as the CLI's bar and the dashboard's show them: bytes done of total, speed, time left ('done' at
+ * the end), the file being fetched.
+ */
+export function downloadFields(d: DownloadNumbers): [bytes: string, speed: string, left: string, file: string] {
+  const left = d.bytesDone >= d.bytesTotal ? 'done' : `ETA ${formatDuration(downloadEta(d))}`;
+  return [`${formatBytes(d.bytesDone)} / ${formatBytes(d.bytesTotal)}`, formatSpeed(d.bytesPerSecond), left, d.file];
 }
 
 /** "Downloading microsoft/phi-2: 1.20 GiB of 5.18 GiB (23%), 45.2 MiB/s, ETA 1m 35s" (the editor's stage line). */

@@ -1,8 +1,9 @@
 /**
- * `qlora-studio pull` and training's `downloading` stage: the real CLI (`runCli`, in-process) and the real engine
+ * `qlora-studio pull` (Ctrl-C included) and the `downloading` stage of train and eval: the real CLI (`runCli`, in-process) and the real engine
  * against engine/tests/hub_server.py, a local server speaking the Hugging Face hub's file protocol (HF_ENDPOINT points
  * the engine at it; HF_HUB_CACHE is a temp folder; downloads allowed for this engine only). It serves tiny-phi
- * (samples/models/tiny-phi) under several ids, one of them gated, throttled so a download lasts about a second.
+ * (samples/models/tiny-phi) under several ids (one per test that downloads), one of them gated, throttled so a
+ * download lasts about a second.
  * Skipped only when no engine Python can be found, saying why. One engine start (~10 s on a 2-core box) for all.
  */
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { ErrorCodes } from '../../protocol/engine';
 import { runCli } from '../../server/src/cli/main';
 import { findPython } from '../../server/src/engine-client/python';
 import { EngineSupervisor } from '../../server/src/engine-client/supervise';
-import { cliContext, repo, tempDir } from '../support/helpers';
+import { cliContext, repo, tempDir, waitFor } from '../support/helpers';
 
 const tiny = path.join(repo, 'samples', 'models', 'tiny-phi');
 const samples = path.join(repo, 'samples', 'dialogsum');
@@ -35,6 +36,8 @@ let dir: string;
 let hub: ChildProcess;
 let endpoint: string;
 let engine: EngineSupervisor;
+/** The run the training test leaves (its adapter is evaluated after it). */
+let trainedRun: string | null = null;
 
 function env(): NodeJS.ProcessEnv {
   const { HF_TOKEN: _token, ...rest } = process.env;
@@ -54,7 +57,7 @@ function env(): NodeJS.ProcessEnv {
 /** Starts hub_server.py and resolves with its URL (the first line it prints). */
 function startHub(): Promise<string> {
   const script = path.join(repo, 'engine', 'tests', 'hub_server.py');
-  const repos = ['tiny/phi', 'tiny/phi-train', 'org/gated'].flatMap((id) => ['--repo', `${id}=${tiny}`]);
+  const repos = ['tiny/phi', 'tiny/phi-train', 'tiny/phi-eval', 'tiny/phi-cancel', 'org/gated'].flatMap((id) => ['--repo', `${id}=${tiny}`]);
   hub = spawn(python!, [script, ...repos, '--gated', 'org/gated', '--throttle', '0.002'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   hub.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -64,9 +67,11 @@ function startHub(): Promise<string> {
   });
 }
 
-async function cli(args: string[]) {
+async function cli(args: string[], during?: (run: ReturnType<typeof cliContext>) => Promise<void>) {
   const run = cliContext(dir, engine, env());
-  const code = await runCli(args, run.ctx);
+  const done = runCli(args, run.ctx);
+  await during?.(run);
+  const code = await done;
   const events = run.stdout.lines().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   return { code, stdout: run.stdout.text, stderr: run.stderr.text, events };
 }
@@ -113,6 +118,26 @@ describe('qlora-studio pull against a local hub', () => {
     assert.match(again.stdout, /Pulled tiny\/phi @ [0-9a-f]{12} → .*\n {2}9 files, 28\.8 MiB \(all already in the cache\)/);
   });
 
+  engineIt('Ctrl-C stops a pull mid-file (exit 130), saying the bytes are kept; the next pull resumes from them', async () => {
+    const weights = fs.statSync(path.join(tiny, 'model.safetensors')).size;
+    const r = await cli(['pull', 'tiny/phi-cancel'], async (run) => {
+      await waitFor(() => run.stderr.text.includes('model.safetensors'), 30_000, 'the weights downloading');
+      run.signals.interrupt();
+    });
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /Cancelled\. [\d.]+ MiB of 28\.8 MiB of tiny\/phi-cancel are kept in the Hugging Face cache; the next download resumes from there\.\n$/);
+    const blobs = path.join(dir, 'hub-cache', 'models--tiny--phi-cancel', 'blobs');
+    const partial = fs.readdirSync(blobs).filter((f) => f.endsWith('.incomplete'));
+    assert.equal(partial.length, 1);
+    const kept = fs.statSync(path.join(blobs, partial[0]!)).size;
+    assert.ok(kept > 0 && kept < weights, `${kept} of ${weights} bytes kept`);
+
+    const again = await cli(['pull', 'tiny/phi-cancel', '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const pulled = again.events.at(-1)!;
+    assert.equal(pulled.downloadedBytes, weights - kept, 'only the bytes that had not arrived');
+  });
+
   engineIt('a missing model exits 2 naming it; a gated one exits 2 saying to accept its license and set HF_TOKEN', async () => {
     const missing = await cli(['pull', 'tiny/nope', '--json']);
     assert.equal(missing.code, 2, missing.stderr);
@@ -151,6 +176,28 @@ describe('qlora-studio pull against a local hub', () => {
     assert.equal(last.bytesDone, last.bytesTotal);
     const order = [...new Set(stages.map((e) => e.stage))];
     assert.deepEqual(order.slice(0, 3), ['loading-data', 'downloading', 'loading-model']);
+    assert.equal(r.events.at(-1)!.status, 'completed');
+    trainedRun = r.events.at(-1)!.run_dir as string;
+  });
+
+  engineIt('eval with a hub model not in the cache downloads it before the first generation, then evaluates', async () => {
+    assert.ok(trainedRun, 'the training test left a run');
+    const work = path.join(dir, 'train');
+    fs.copyFileSync(path.join(samples, 'test.jsonl'), path.join(work, 'test.jsonl'));
+    const yaml = fs
+      .readFileSync(path.join(work, 'finetune.yaml'), 'utf8')
+      .replace('model: tiny/phi-train', 'model: tiny/phi-eval') // the same weights under an id not cached yet
+      .replace('data: { train: train.jsonl, validation: validation.jsonl }', 'data: { train: train.jsonl, validation: validation.jsonl, test: test.jsonl }');
+    fs.writeFileSync(path.join(work, 'eval.yaml'), yaml);
+    const r = await cli(['eval', path.join(work, 'eval.yaml'), '--adapter', path.join(trainedRun!, 'adapter'), '--limit', '2', '--max-new-tokens', '4', '--json']);
+    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-2000)}`);
+    const downloads = r.events.filter((e) => e.event === 'download');
+    assert.ok(downloads.length >= 2, `${downloads.length} download events`);
+    assert.ok(downloads.every((e) => e.model === 'tiny/phi-eval'));
+    assert.equal(downloads.at(-1)!.bytesDone, downloads.at(-1)!.bytesTotal);
+    const firstDownload = r.events.indexOf(downloads[0]!);
+    const firstGenerated = r.events.findIndex((e) => e.event === 'progress' && (e.done as number) > 0);
+    assert.ok(firstDownload < firstGenerated, 'the download comes before the first records are generated');
     assert.equal(r.events.at(-1)!.status, 'completed');
   });
 });

@@ -13,6 +13,8 @@ export interface EvalView {
   progress(p: EvalProgress): void;
   note(message: string): void;
   finished(report: EvalReport, files: ReportFiles): void;
+  /** Stopped before the end (cancelled, failed): the bars stay on screen and what follows goes below them. */
+  stopped(): void;
 }
 
 const PHASE = { base: 'base (zero-shot)', adapter: 'adapter', scoring: 'scoring' } as const;
@@ -45,26 +47,38 @@ export class JsonEvalView implements EvalView {
     const metrics = report.metrics.map(({ name, base, adapter, improvement, baseInterval, adapterInterval }) => ({ name, base, adapter, improvement, baseInterval, adapterInterval }));
     writeJson(this.out, { event: 'end', status: 'completed', count: report.count, skipped: report.skipped.length, metrics, report: files });
   }
+  stopped(): void {}
 }
 
 export class TextEvalView implements EvalView {
   private bar: string | null = null;
   private lastPlain = '';
-  /** A download as lines above the evaluation's bar: a line per tenth of the bytes. */
-  private readonly downloads = new ProgressLine({ write: (text: string) => this.line(text.trimEnd()) });
+  /** The base model's download, drawn as `pull` draws it (a bar on a TTY, a line per tenth elsewhere). */
+  private readonly downloads: ProgressLine;
+  private downloading = false;
 
   constructor(
     private readonly out: Output,
     private readonly cwd: string,
-  ) {}
+  ) {
+    this.downloads = new ProgressLine(out);
+  }
 
   private get interactive(): boolean {
     return this.out.isTTY === true;
   }
 
   private line(text: string): void {
-    if (this.interactive && this.bar !== null) this.out.write(`\r\x1b[2K${text}\n${this.bar}`);
+    if (this.downloading) this.downloads.log(text);
+    else if (this.interactive && this.bar !== null) this.out.write(`\r\x1b[2K${text}\n${this.bar}`);
     else this.out.write(`${text}\n`);
+  }
+
+  /** The download's last bar stays above what follows. */
+  private downloaded(): void {
+    if (!this.downloading) return;
+    this.downloads.done();
+    this.downloading = false;
   }
 
   started(p: PreparedEvaluation): void {
@@ -74,10 +88,14 @@ export class TextEvalView implements EvalView {
   }
 
   download(d: DownloadProgress): void {
+    // The evaluation's bar (drawn at 0 before the first batch asked for the model) gives its line to the download's.
+    if (!this.downloading && this.interactive && this.bar !== null) this.out.write('\r\x1b[2K');
+    this.downloading = true;
     this.downloads.download(d);
   }
 
   progress(p: EvalProgress): void {
+    this.downloaded();
     if (p.phase === 'scoring') return;
     const label = PHASE[p.phase].padEnd(16);
     const counter = `${String(p.done).padStart(String(p.total).length)}/${p.total} records`;
@@ -102,9 +120,14 @@ export class TextEvalView implements EvalView {
     this.line(message);
   }
 
-  finished(report: EvalReport, files: ReportFiles): void {
+  stopped(): void {
+    this.downloaded();
     if (this.bar !== null) this.out.write('\n');
     this.bar = null;
+  }
+
+  finished(report: EvalReport, files: ReportFiles): void {
+    this.stopped();
     this.out.write(`\n${formatTable(report)}\n`);
     this.out.write(`Report: ${displayPath(files.md, this.cwd)}, ${displayPath(files.html, this.cwd)}, ${displayPath(files.json, this.cwd)}\n`);
   }

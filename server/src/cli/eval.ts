@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Generate, ModelDidProgress } from '../../../protocol/engine';
+import { Generate, ModelDidProgress, type DownloadProgress } from '../../../protocol/engine';
 import { RunFolder } from '../../../protocol/run-folder';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, prepareEvaluation, resolveAdapter, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
@@ -26,6 +26,7 @@ import {
   type Command,
 } from './subcommand';
 import { JsonEvalView, TextEvalView, type EvalView } from './eval-view';
+import { downloadKept } from './output';
 
 const usage = `Usage: qlora-studio eval [<config.yaml>] --adapter <run-dir>/adapter [options]
 
@@ -53,7 +54,8 @@ Options:
   --verbose              echo the engine's log (stderr)
   -h, --help             show this help
 
-Ctrl-C stops after the batch in flight; a second Ctrl-C stops the engine at once.
+Ctrl-C stops after the batch in flight, or at once while the base model downloads (what arrived is kept: the next
+eval resumes the download); a second Ctrl-C stops the engine at once.
 Exit status: 0 done, 1 failed, 2 bad input (the message names the file, line and field), 130 cancelled.
 `;
 
@@ -141,19 +143,25 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   const stderr = supervisor.onStderr((line) => {
     if (values.verbose) ctx.stderr.write(`${line}\n`);
   });
-  const download = supervisor.onNotification(ModelDidProgress, (p) => p.download && view.download(p.download));
+  let downloading: DownloadProgress | null = null; // the base model's download, until its last byte
+  const download = supervisor.onNotification(ModelDidProgress, (p) => {
+    if (!p.download) return;
+    downloading = p.download.bytesDone < p.download.bytesTotal ? p.download : null;
+    view.download(p.download);
+  });
   ctx.signals.on('SIGINT', onSigint);
   try {
     view.started(prepared);
     if (!supervisor.running && !json) view.note('Starting the engine...');
-    const report = await runEvaluation(prepared, (params) => supervisor.request(Generate, params), (p) => view.progress(p), abort.signal);
+    const report = await runEvaluation(prepared, (params, signal) => supervisor.request(Generate, params, signal), (p) => view.progress(p), abort.signal);
     const files = writeReport(prepared.outDir, report);
     view.finished(report, files);
     return ExitCode.Ok;
   } catch (error) {
+    view.stopped();
     if (error instanceof EvalCancelledError || interrupts > 0) {
       if (json) writeJson(ctx.stdout, { event: 'end', status: 'cancelled' });
-      else ctx.stderr.write('Cancelled; no report written.\n');
+      else ctx.stderr.write(`Cancelled; no report written.${downloading ? ` ${downloadKept(downloading)}` : ''}\n`);
       return ExitCode.Cancelled;
     }
     if (error instanceof EvalInputError) return fail(error);

@@ -4,7 +4,7 @@
  * (CI logs, pipes).
  */
 import type { DownloadProgress, TrainDidProgressParams } from '../../../protocol/engine';
-import { downloadEta, downloadFraction, formatBytes, formatDuration, formatSpeed } from '../../../protocol/format';
+import { downloadFields, downloadFraction, formatBytes, formatDuration } from '../../../protocol/format';
 
 /** Where the CLI writes; process.stdout / process.stderr satisfy it, tests pass a buffer. */
 export interface Output {
@@ -53,10 +53,9 @@ export function progressFields(p: TrainDidProgressParams): string[] {
   return fields;
 }
 
-/** The fields of a model download's line: bytes done of total, speed, time left, the file being fetched. */
-export function downloadFields(d: DownloadProgress): string[] {
-  const left = d.bytesDone >= d.bytesTotal ? 'done' : `ETA ${formatDuration(downloadEta(d))}`;
-  return [`${formatBytes(d.bytesDone)} / ${formatBytes(d.bytesTotal)}`, formatSpeed(d.bytesPerSecond), left, d.file];
+/** What a download stopped midway leaves: its bytes, kept in the cache for the next one to resume from. */
+export function downloadKept(d: DownloadProgress): string {
+  return `${formatBytes(d.bytesDone)} of ${formatBytes(d.bytesTotal)} of ${d.model} are kept in the Hugging Face cache; the next download resumes from there.`;
 }
 
 /**

@@ -1,17 +1,18 @@
 /** `qlora-studio pull`: a hub model downloaded into the Hugging Face cache, resumably, before anything uses it. */
-import { ModelDidProgress, ModelPull } from '../../../protocol/engine';
+import { ModelDidProgress, ModelPull, type DownloadProgress } from '../../../protocol/engine';
 import { formatBytes } from '../../../protocol/format';
 import { displayPath } from '../config/errors';
 import { isPathLike } from '../config/load';
-import { ProgressLine } from './output';
+import { downloadKept, ProgressLine } from './output';
 import { ExitCode, failureJson, openEngine, parseCommandArgs, reportFailure, UsageError, writeJson, type CliContext, type Command } from './subcommand';
 
 const usage = `Usage: qlora-studio pull <hub-id> [options]
 
 Download a model from the Hugging Face hub into its cache: config, tokenizer, chat template and the safetensors
 weights, what training needs (never pickled *.bin weights). Files already in the cache are not fetched again; an
-interrupted download resumes where it stopped. train, eval and Summarize Selection download a hub model the same way
-when it is not in the cache yet; pull first to do it on a good connection, or before going offline (HF_HUB_OFFLINE=1).
+interrupted download (Ctrl-C, a lost connection) resumes where it stopped. train, eval and Summarize Selection download
+a hub model the same way when it is not in the cache yet; pull first to do it on a good connection, or before going
+offline (HF_HUB_OFFLINE=1).
 
 The hub is $HF_ENDPOINT (default https://huggingface.co), the cache $HF_HUB_CACHE (default ~/.cache/huggingface/hub).
 A gated model needs its license accepted on its page and a token: $HF_TOKEN, or \`huggingface-cli login\`.
@@ -46,13 +47,19 @@ async function runPull(args: string[], ctx: CliContext): Promise<number> {
   const json = values.json === true;
   const { supervisor, owned } = openEngine(ctx, values.python);
   const line = new ProgressLine(ctx.stderr);
+  let last: DownloadProgress | null = null;
   const progress = supervisor.onNotification(ModelDidProgress, (p) => {
     if (!p.download) return;
+    last = p.download;
     if (json) writeJson(ctx.stdout, { event: 'progress', ...p.download });
     else line.download(p.download);
   });
+  // Ctrl-C stops the download within a chunk (the engine ignores SIGINT); what arrived stays for the next pull.
+  const abort = new AbortController();
+  const onSigint = (): void => abort.abort();
+  ctx.signals.on('SIGINT', onSigint);
   try {
-    const result = await supervisor.request(ModelPull, { model, ...(values.revision ? { revision: values.revision } : {}) });
+    const result = await supervisor.request(ModelPull, { model, ...(values.revision ? { revision: values.revision } : {}) }, abort.signal);
     line.done();
     if (json) writeJson(ctx.stdout, { event: 'pulled', ...result });
     else {
@@ -67,9 +74,15 @@ async function runPull(args: string[], ctx: CliContext): Promise<number> {
     return ExitCode.Ok;
   } catch (error) {
     line.done();
+    if (abort.signal.aborted) {
+      if (json) writeJson(ctx.stdout, { event: 'end', status: 'cancelled' });
+      else ctx.stderr.write(`Cancelled.${last ? ` ${downloadKept(last)}` : ''}\n`);
+      return ExitCode.Cancelled;
+    }
     if (json) writeJson(ctx.stdout, failureJson(error));
     return reportFailure(error, ctx);
   } finally {
+    ctx.signals.off('SIGINT', onSigint);
     progress.dispose();
     if (owned) await supervisor.shutdown();
   }
