@@ -3,6 +3,7 @@
  * The host posts nothing before the webview has sent `ready`; the webview keeps what it needs to survive a reload
  * in getState/setState (selected runs, open tab) and asks for data again after `ready`.
  */
+import type { DownloadProgress } from './engine';
 
 // ---------------------------------------------------------------- data shapes
 
@@ -97,8 +98,11 @@ export type HostMessage =
   | { type: 'progress'; runId: string; point: TrainPoint; totalSteps: number; etaSeconds: number }
   /** Live: one more evaluation. */
   | { type: 'evalPoint'; runId: string; point: EvalPoint }
-  /** Live: the run's status changed (stage message while loading, or its end). */
-  | { type: 'status'; runId: string; status: RunStatus; message: string | null }
+  /**
+   * Live: the run's status changed (stage message while loading, or its end). `download`: the bytes so far while the
+   * run's stage is `downloading` (a hub model not cached yet), sent a few times a second; null in every other stage.
+   */
+  | { type: 'status'; runId: string; status: RunStatus; message: string | null; download: DownloadProgress | null }
   /** Show these runs (the dashboard was opened for them). */
   | { type: 'show'; runIds: string[]; tab: DashboardTab | null };
 

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { RunData } from '../../protocol/webview';
-import { formatBytes, formatDuration } from '../../protocol/format';
+import type { DownloadProgress } from '../../protocol/engine';
+import { downloadFields, formatBytes, formatDownload, formatDuration } from '../../protocol/format';
 import { latestCompleted, listRunInfos, parseMetrics, parseReport, readRunData, summarizeConfig } from '../../extension/src/runs/read';
 import { Store } from '../../webview/src/store';
 import { repo, tempDir } from '../support/helpers';
@@ -108,7 +109,7 @@ describe('dashboard store', () => {
     assert.deepEqual(store.series('r1', 'evalLoss'), [[3], [2.7]]);
     assert.deepEqual(store.series('r1', 'gpuMemoryBytes'), [[], []], 'no GPU memory on the CPU');
     assert.equal(store.loaded.get('r1')!.etaSeconds, 2);
-    store.apply({ type: 'status', runId: 'r1', status: 'completed', message: null });
+    store.apply({ type: 'status', runId: 'r1', status: 'completed', message: null, download: null });
     assert.equal(store.loaded.get('r1')!.info.status, 'completed');
     assert.equal(store.loaded.get('r1')!.etaSeconds, null);
     assert.deepEqual(store.defaultSelection(), ['r1']);
@@ -133,6 +134,36 @@ describe('dashboard store', () => {
     ]);
     assert.equal(store.devices('r2'), 2, 'tiny.yaml has no train.devices: the progress tells');
     assert.deepEqual(store.series('r2', 'gpuMemoryBytes')[1], [4 * GiB, 4 * GiB, 4 * GiB], 'the memory chart keeps the busiest GPU');
+  });
+
+  it("a run's download while its stage is downloading, kept across its data arriving, gone with the next stage", () => {
+    const MiB = 2 ** 20;
+    const at = (done: number): DownloadProgress => ({ model: 'org/m', file: 'model.safetensors', bytesDone: done * MiB, bytesTotal: 100 * MiB, bytesPerSecond: 10 * MiB, filesDone: 4, filesTotal: 6 });
+    const downloading = (done: number) => ({ type: 'status', runId: 'r4', status: 'running', message: formatDownload(at(done)), download: at(done) }) as const;
+    const store = new Store();
+    // Before the run's data is read (a run just started): kept for it.
+    store.apply(downloading(10));
+    const data = readRunData(makeRun(runsDir, 'r4', { status: 'running', step: 0, startedAt: '2026-01-03T00:00:00Z' }, []), true);
+    store.apply({ type: 'runData', data });
+    assert.equal(store.loaded.get('r4')!.download?.bytesDone, 10 * MiB);
+    store.apply(downloading(42));
+    assert.deepEqual(store.loaded.get('r4')!.download, at(42));
+    store.apply({ type: 'runData', data }); // read again from disk (the dashboard shown again): the download stays
+    assert.deepEqual(store.loaded.get('r4')!.download, at(42));
+    store.apply({ type: 'status', runId: 'r4', status: 'running', message: 'Loading the model', download: null });
+    assert.equal(store.loaded.get('r4')!.download, null, 'loading-model: the bar goes');
+    assert.equal(store.loaded.get('r4')!.message, 'Loading the model');
+
+    // A run cancelled while it downloads: its end takes the bar away even if the message said downloading.
+    store.apply(downloading(50));
+    store.apply({ type: 'status', runId: 'r4', status: 'cancelled', message: null, download: at(50) });
+    assert.equal(store.loaded.get('r4')!.download, null);
+    // The first training step also ends it (a status lost on the way).
+    store.apply(downloading(60));
+    store.apply({ type: 'progress', runId: 'r4', totalSteps: 4, etaSeconds: 3, point: { step: 1, loss: 2, learningRate: 1e-3, gradNorm: 1, tokensPerSecond: 10, gpuMemoryBytes: null, gpuMemoryPerDevice: null, elapsedSeconds: 1 } });
+    assert.equal(store.loaded.get('r4')!.download, null);
+    assert.deepEqual(downloadFields(at(42)), ['42.0 MiB / 100 MiB', '10.0 MiB/s', 'ETA 6s', 'model.safetensors'], 'what the bar shows under it');
+    assert.deepEqual(downloadFields(at(100)).slice(2), ['done', 'model.safetensors']);
   });
 
   it('the device count from config.yaml (CPU processes report no GPU memory)', () => {

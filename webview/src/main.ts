@@ -9,6 +9,8 @@ import '@vscode-elements/elements/dist/vscode-tabs/index.js';
 import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
 import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
+import type { DownloadProgress } from '../../protocol/engine';
+import { downloadFields, downloadFraction } from '../../protocol/format';
 import type { DashboardState, DashboardTab, HostMessage, WebviewMessage } from '../../protocol/webview';
 import { Chart, chartSpecs, runColor, shortId } from './charts';
 import { renderReport } from './report';
@@ -142,19 +144,20 @@ function runCard(run: LoadedRun, index: number): HTMLElement {
     facts.append(f);
   };
   fact('step', `${step}/${total || '?'}`);
-  if (run.info.status === 'running') fact('ETA', fmtDuration(run.etaSeconds));
+  if (run.info.status === 'running' && !run.download) fact('ETA', fmtDuration(run.etaSeconds));
   if (last?.elapsedSeconds != null) fact('elapsed', fmtDuration(last.elapsedSeconds));
   if (last?.loss != null) fact('loss', last.loss.toFixed(4));
   if (run.info.best) fact(`best ${run.info.best.label}`, `${run.info.best.value.toFixed(4)} @${run.info.best.step}`);
   card.append(top, facts);
 
-  if (run.info.status === 'running' && total > 0) {
+  if (run.download) card.append(downloadBox(run.download));
+  else if (run.info.status === 'running' && total > 0) {
     const bar = document.createElement('vscode-progress-bar');
     bar.value = step;
     bar.max = total;
     card.append(bar);
   }
-  if (run.message) card.append(h('p', 'message', run.message));
+  if (run.message && !run.download) card.append(h('p', 'message', run.message));
   if (run.info.error) card.append(h('p', 'error', run.info.error));
 
   const c = run.config;
@@ -194,6 +197,28 @@ function runCard(run: LoadedRun, index: number): HTMLElement {
   return card;
 }
 
+/** The base model's download (the run's `downloading` stage): a bar of the bytes, their numbers and the file. */
+function downloadBox(d: DownloadProgress): HTMLElement {
+  const box = h('section', 'download');
+  box.setAttribute('data-testid', 'download');
+  const [bytes, speed, left, file] = downloadFields(d);
+  const head = h('p', 'download-head');
+  head.append(h('b', undefined, `Downloading ${d.model}`), h('span', 'percent', `${Math.floor(downloadFraction(d) * 100)}%`));
+  const bar = document.createElement('vscode-progress-bar');
+  bar.value = d.bytesDone;
+  bar.max = Math.max(1, d.bytesTotal);
+  const facts = h('div', 'facts');
+  const files = d.filesTotal > 1 ? ` (${Math.min(d.filesDone + 1, d.filesTotal)} of ${d.filesTotal})` : '';
+  for (const [label, value] of [['downloaded', bytes], ['speed', speed], ['left', left.replace(/^ETA /, '')], ['file', `${file}${files}`]] as const) {
+    if (label === 'file' && !file) continue;
+    const f = h('span', 'fact');
+    f.append(h('b', undefined, label), ` ${value}`);
+    facts.append(f);
+  }
+  box.append(head, bar, facts);
+  return box;
+}
+
 function renderAll(): void {
   renderPicker();
   const ids = selectedLoaded();
@@ -220,16 +245,20 @@ function renderReports(ids: string[]): void {
   reportHost.replaceChildren(...withReport.map((r) => renderReport(r.report!, r.info.runId)));
 }
 
-/** Only the charts (a progress event): cheaper than renderAll, and the cards' numbers follow. */
-function renderRun(runId: string): void {
+/** One run's card, redrawn in place; false when the run is not shown. */
+function renderCard(runId: string): boolean {
   const ids = selectedLoaded();
-  if (!ids.includes(runId)) return;
-  const i = ids.indexOf(runId);
+  if (!ids.includes(runId)) return false;
   const old = summary.querySelector(`article[data-run-id="${CSS.escape(runId)}"]`);
-  const card = runCard(store.loaded.get(runId)!, i);
+  const card = runCard(store.loaded.get(runId)!, ids.indexOf(runId));
   if (old) old.replaceWith(card);
   else summary.append(card);
-  for (const chart of charts) chart.update(store, ids, themeKey);
+  return true;
+}
+
+/** Only the charts (a progress event): cheaper than renderAll, and the cards' numbers follow. */
+function renderRun(runId: string): void {
+  if (renderCard(runId)) for (const chart of charts) chart.update(store, selectedLoaded(), themeKey);
 }
 
 // ---------------------------------------------------------------- messages
@@ -264,6 +293,8 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     renderRun(message.runId);
     return;
   }
+  // Download bytes, a few times a second: only the run's card changes (the next stage, without them, redraws all).
+  if (message.type === 'status' && message.download && store.loaded.get(message.runId)?.download && renderCard(message.runId)) return;
   if (changed.length) renderAll();
 });
 

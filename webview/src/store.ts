@@ -1,8 +1,9 @@
 /**
  * The dashboard's data: runs known, full data of the loaded ones, live points merged by step (a progress event
- * for a step already read from metrics.jsonl replaces it, so a chart never shows a step twice).
- * Pure (no DOM), unit-tested.
+ * for a step already read from metrics.jsonl replaces it, so a chart never shows a step twice), and the model download
+ * of a run in its `downloading` stage (gone with the next stage). Pure (no DOM), unit-tested.
  */
+import type { DownloadProgress } from '../../protocol/engine';
 import type { EvalPoint, HostMessage, RunData, RunInfo, RunStatus, TrainPoint } from '../../protocol/webview';
 
 export interface LoadedRun {
@@ -12,14 +13,16 @@ export interface LoadedRun {
   eval: Map<number, EvalPoint>;
   etaSeconds: number | null;
   message: string | null;
+  /** The base model's download while the run is in its `downloading` stage; null otherwise. */
+  download: DownloadProgress | null;
   report: RunData['report'];
 }
 
 export class Store {
   runs: RunInfo[] = [];
   readonly loaded = new Map<string, LoadedRun>();
-  /** Stage messages for runs whose data has not arrived yet. */
-  private readonly pendingMessages = new Map<string, string | null>();
+  /** Stage messages (and downloads) for runs whose data has not arrived yet. */
+  private readonly pending = new Map<string, { message: string | null; download: DownloadProgress | null }>();
 
   /** Applies a host message; returns the run ids whose charts changed ('*' for the run list). */
   apply(message: HostMessage): string[] {
@@ -41,7 +44,8 @@ export class Store {
           train: new Map(d.train.map((p) => [p.step, p])),
           eval: new Map(d.eval.map((p) => [p.step, p])),
           etaSeconds: d.etaSeconds,
-          message: previous?.message ?? this.pendingMessages.get(d.info.runId) ?? null,
+          message: previous?.message ?? this.pending.get(d.info.runId)?.message ?? null,
+          download: previous ? previous.download : (this.pending.get(d.info.runId)?.download ?? null),
           report: d.report,
         };
         // Live points that arrived before the disk read finished.
@@ -49,7 +53,7 @@ export class Store {
           for (const [step, p] of previous.train) if (!run.train.has(step)) run.train.set(step, p);
           for (const [step, p] of previous.eval) if (!run.eval.has(step)) run.eval.set(step, p);
         }
-        this.pendingMessages.delete(d.info.runId);
+        this.pending.delete(d.info.runId);
         this.loaded.set(d.info.runId, run);
         this.upsertInfo(d.info);
         return [d.info.runId];
@@ -61,6 +65,7 @@ export class Store {
         run.etaSeconds = message.etaSeconds;
         run.info = { ...run.info, status: 'running', step: message.point.step, totalSteps: message.totalSteps };
         run.message = null;
+        run.download = null;
         return [message.runId];
       }
       case 'evalPoint': {
@@ -73,12 +78,14 @@ export class Store {
         const run = this.loaded.get(message.runId);
         const listed = this.runs.find((r) => r.runId === message.runId);
         if (listed) listed.status = message.status;
+        const download = message.status === 'running' ? message.download : null;
         if (!run) {
-          this.pendingMessages.set(message.runId, message.message);
+          this.pending.set(message.runId, { message: message.message, download });
           return ['*'];
         }
         run.info = { ...run.info, status: message.status };
         run.message = message.message;
+        run.download = download;
         if (message.status !== 'running') run.etaSeconds = null;
         return [message.runId, '*'];
       }

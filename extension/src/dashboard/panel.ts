@@ -79,7 +79,10 @@ export class Dashboard implements vscode.Disposable {
     if (!this.panel) return;
     if (!this.ready) {
       // Live points need no queue: after `ready` the webview loads its runs from metrics.jsonl, written per step.
-      if (message.type !== 'progress' && message.type !== 'evalPoint') this.queue.push(message);
+      if (message.type === 'progress' || message.type === 'evalPoint') return;
+      // Only a run's latest status counts: a download hidden for minutes would otherwise queue thousands.
+      if (message.type === 'status') this.queue = this.queue.filter((q) => q.type !== 'status' || q.runId !== message.runId);
+      this.queue.push(message);
       return;
     }
     void this.panel.webview.postMessage(message);
@@ -147,7 +150,7 @@ export class Dashboard implements vscode.Disposable {
         this.post({ type: 'show', runIds: [id], tab: 'charts' });
         return;
       case 'stage':
-        this.post({ type: 'status', runId: id, status: 'running', message: e.params.message || e.params.stage });
+        this.post({ type: 'status', runId: id, status: 'running', message: e.params.message || e.params.stage, download: e.params.download ?? null });
         return;
       case 'progress': {
         const p = e.params;
@@ -174,7 +177,7 @@ export class Dashboard implements vscode.Disposable {
         return;
       case 'end': {
         const status: RunStatus = e.params.status;
-        this.post({ type: 'status', runId: id, status, message: e.params.error?.message ?? null });
+        this.post({ type: 'status', runId: id, status, message: e.params.error?.message ?? null, download: null });
         // The final state (adapter, last metrics) from disk.
         setTimeout(() => {
           this.runs.refresh();
