@@ -258,3 +258,36 @@ def test_a_generate_cancelled_while_its_model_downloads_keeps_the_bytes_and_the_
             assert engine.request("shutdown")["result"] is None
         finally:
             engine.close()
+
+
+def test_a_run_cancelled_while_its_model_downloads_ends_cancelled_and_the_next_run_resumes(model_dir, ws, tmp_path):
+    """train/cancel in the `downloading` stage: the run ends `cancelled` within a chunk, the partial file kept, and the
+    next run's download goes on from it."""
+    from rpc_client import EngineProcess
+    size = (TINY / WEIGHTS).stat().st_size
+    cache = tmp_path / "cache"
+    config = ws.config(model="tiny/phi", train={"max_steps": 1})
+    with serve(model_dir, throttle=0.02) as hub:
+        engine = EngineProcess({"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "0",
+                                "TRANSFORMERS_OFFLINE": "0"})
+        try:
+            assert "result" in engine.request("initialize", {"clientName": "pytest"})
+            first = engine.request("train/start", {"runDir": str(ws.runs / "first"), "config": config,
+                                                   "resume": False})["result"]
+            engine.notification("train/didStage", lambda p: p["stage"] == "downloading"
+                                and p["download"]["file"] == WEIGHTS and p["download"]["bytesDone"] > 0, timeout=60)
+            assert engine.request("train/cancel", {"runId": first["runId"]})["result"] == {"cancelling": True}
+            end = engine.notification("train/didEnd", lambda p: p["runId"] == first["runId"], timeout=30)
+            assert end["status"] == "cancelled" and end["error"] is None, end
+            (partial,) = (cache / "models--tiny--phi" / "blobs").glob("*.incomplete")
+            kept = partial.stat().st_size
+            assert 0 < kept < size
+
+            hub.throttle = 0
+            second = engine.request("train/start", {"runDir": str(ws.runs / "second"), "config": config,
+                                                    "resume": False})["result"]
+            end = engine.notification("train/didEnd", lambda p: p["runId"] == second["runId"], timeout=120)
+            assert end["status"] == "completed", end
+            assert hub.ranges(WEIGHTS)[-1] == f"bytes={kept}-"
+        finally:
+            engine.close()
