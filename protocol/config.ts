@@ -53,6 +53,8 @@ export interface TrainConfig {
   /** Rows per micro-batch, or 'auto' (as many max_length rows as one forward pass holds in free GPU memory). */
   /** Training processes, one per GPU, data parallel (docs/distributed.md); 'auto': every visible GPU. */
   devices: number | 'auto';
+  /** How several processes share the model: ddp (each the whole model) or fsdp (the base sharded); 'auto': fsdp when one GPU cannot train it. */
+  strategy: 'auto' | 'ddp' | 'fsdp';
   micro_batch_size: number | 'auto';
   gradient_accumulation: number;
   learning_rate: number;

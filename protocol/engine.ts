@@ -104,10 +104,12 @@ export interface TrainPlanResult {
   /** The "auto" settings resolved for this device (peakBytes is planned with them). */
   picks: TrainPicks;
   /**
-   * Training processes (train.devices, "auto" counted): data parallel, every process holds the whole model, so
-   * peakBytes is what each GPU needs.
+   * Training processes (train.devices, "auto" counted). Every figure above is one GPU's, for picks.strategy: with
+   * ddp each process holds the whole model; with fsdp the base model's weights are sharded across them.
    */
   devices: number;
+  /** strategy fsdp only: what each GPU holds once it has loaded the whole base model, before sharding it. */
+  loadBytes?: number;
 }
 
 /** micro_batch_size, gradient_checkpointing and tokens_per_pass as the engine runs them ("auto" resolved). */
@@ -120,6 +122,8 @@ export interface TrainPicks {
   compile: boolean;
   /** Training passes replayed as CUDA graphs (train.cuda_graphs resolved; false after a pass could not be recorded). */
   cudaGraphs: boolean;
+  /** train.strategy resolved: ddp (also for one device) or fsdp (the base sharded; compile and CUDA graphs off). */
+  strategy: 'ddp' | 'fsdp';
   /** Why, in words ("as configured" when nothing was auto). */
   reason: string;
 }

@@ -55,6 +55,7 @@ RULES: Dict[str, Rule] = {
     "train.epochs": Rule("int?", None, minimum=1),
     "train.early_stopping": Rule("early_stopping?", None),
     "train.devices": Rule("int|auto", 1, minimum=1, maximum=64),
+    "train.strategy": Rule("enum", "auto", enum=("auto", "ddp", "fsdp")),
     "train.micro_batch_size": Rule("int|auto", 1, minimum=1, maximum=1024),
     "train.gradient_accumulation": Rule("int", 4, minimum=1, maximum=4096),
     "train.learning_rate": Rule("number", 0.0002, exclusive_minimum=0, maximum=1),
@@ -126,6 +127,7 @@ class TrainConfig:
     epochs: Optional[int]  # set: the run's length in passes over the training rows (max_steps is ignored)
     early_stopping: Optional["EarlyStopping"]
     devices: Union[int, str]  # training processes (launch.py); "auto": every visible GPU
+    strategy: str  # "ddp" (the whole model in each) or "fsdp" (the base sharded: fsdp.py); "auto" until plan.pick
     micro_batch_size: Union[int, str]  # an int, or "auto" until Recipe.setup resolves it (plan.pick)
     gradient_accumulation: int
     learning_rate: float

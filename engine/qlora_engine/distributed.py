@@ -8,6 +8,10 @@ process computes over all the rows — the same token weighting, the same update
 with identical optimizers, identical weights. Rank 0 owns the run folder, the events and evaluation; a decision only
 it can make (cancel, early stop) reaches the others at the next step boundary through `flags`.
 
+With train.strategy fsdp (fsdp.py) the ranks run in lockstep: each forward pass gathers every layer's weights from
+all ranks, so every rank runs as many passes per step as the busiest one (`passes` adds empty ones) and every rank
+evaluates.
+
 A process started without torchrun's environment (RANK, WORLD_SIZE) is the single-process group: no collectives.
 """
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
+from .passes import Pass, count_passes, empty_pass, plan_passes
+
 # gloo and NCCL wait this long in a collective before giving up (rank 0 evaluates while the others wait).
 TIMEOUT = dt.timedelta(hours=2)
 
@@ -25,6 +31,7 @@ TIMEOUT = dt.timedelta(hours=2)
 class Group:
     def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0) -> None:
         self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.lockstep = False  # set once the model is sharded (fsdp.shard): every rank runs every collective pass
 
     @property
     def main(self) -> bool:
@@ -44,6 +51,16 @@ class Group:
     def share(self, items: Sequence[Any]) -> List[Any]:
         """This rank's part of a step's rows (or micro-batches)."""
         return list(items[self.rank::self.world])
+
+    def passes(self, rows: Sequence[Any], budget: int) -> List[Pass]:
+        """This rank's forward passes over its share of the step's rows (passes.plan_passes). In lockstep, padded
+        with empty passes to the most any rank has: every rank knows the whole step, so it counts the others' passes
+        itself, without a collective."""
+        mine = plan_passes(self.share(rows), budget)
+        if not self.lockstep:
+            return mine
+        most = max(count_passes(rows[r::self.world], budget) for r in range(self.world))
+        return mine + [empty_pass() for _ in range(most - len(mine))]
 
     def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Sum every parameter's gradient across ranks (a rank without rows contributes zeros)."""

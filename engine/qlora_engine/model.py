@@ -175,11 +175,21 @@ def _dtype_kwarg(dtype: torch.dtype) -> dict:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+def quant_storage(config: Config) -> torch.dtype:
+    """The dtype bitsandbytes packs 4-bit weights into. uint8 by default; with train.strategy fsdp the dtype of the
+    other base weights (the FSDP-QLoRA recipe), so FSDP shards a decoder layer's packed weights, norms and biases as
+    tensors of one float dtype. The same bytes either way: only the container's element type changes."""
+    if config.train.strategy != "fsdp":
+        return torch.uint8
+    return torch.float32 if upcasts(config) else compute_dtype(config)
+
+
 def quantization_config(config: Config, dtype: torch.dtype) -> Any:
     from transformers import BitsAndBytesConfig
     if config.quantization in ("nf4", "fp4"):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=config.quantization,
-                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=config.double_quant)
+                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=config.double_quant,
+                                  bnb_4bit_quant_storage=quant_storage(config))
     if config.quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     return None
@@ -238,12 +248,12 @@ def base_model(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def decoder_layers(model: Any) -> List[torch.nn.Module]:
-    """The repeated transformer blocks of a (PEFT-wrapped) causal LM."""
+def decoder_layers(model: Any, field: str = "train.compile") -> List[torch.nn.Module]:
+    """The repeated transformer blocks of a (PEFT-wrapped) causal LM; BadConfig on `field` (the setting that needs
+    them: compile, or strategy fsdp) when the architecture has no such list."""
     layers = getattr(base_model(model).get_decoder(), "layers", None)
     if not isinstance(layers, torch.nn.ModuleList):
-        raise BadConfig("train.compile: this architecture's decoder has no `layers` list to compile.",
-                        field="train.compile")
+        raise BadConfig(f"{field}: this architecture's decoder has no `layers` list.", field=field)
     return list(layers)
 
 

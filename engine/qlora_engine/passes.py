@@ -88,6 +88,23 @@ def plan_passes(rows: Seq[Sequence], budget: int) -> List[Pass]:
     return passes
 
 
+def count_passes(rows: Seq[Sequence], budget: int) -> int:
+    """len(plan_passes(rows, budget)), from the records' lengths alone."""
+    count, size = 0, 0
+    for row in rows:
+        for length in row.lengths:
+            if count == 0 or size + length > budget:
+                count, size = count + 1, 0
+            size += length
+    return count
+
+
+def empty_pass() -> Pass:
+    """A pass of one token and no targets: its loss is 0 and its gradients are zeros, but it runs every layer forward
+    and backward (what a rank with fewer passes runs when the ranks must stay in lockstep: distributed.Group.passes)."""
+    return _build([([0], [IGNORE])])
+
+
 def _build(group: List[Tuple[List[int], List[int]]]) -> Pass:
     ids: List[int] = []
     cu = [0]

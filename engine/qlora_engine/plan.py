@@ -29,27 +29,37 @@ case of a batch), L layers, h hidden, i intermediate, V vocabulary, c = compute 
   CUDA/allocator overhead    2 * the largest linear weight dequantized to c (bitsandbytes' transient buffers)
                              + 64 MiB (cuBLAS workspaces) + 5% of everything above (allocator rounding)
 
+With train.strategy fsdp over N devices (fsdp.py) the weights are per GPU: the decoder layers' and the embeddings'
+weights / N (the 4-bit absmax stays whole on every GPU), the decoder's root unit (final norm) whole + its shard
+(FSDP keeps it gathered through the step), lm_head whole, and two layers gathered (the one computing, the next
+prefetched); LoRA, activations and the loss are a ddp rank's, eager (torch.compile is off). Loading holds the
+whole base on each GPU before it is sharded (`load_bytes`).
+
 The peak is at the loss (saved activations + logits and loss) or later in backward, when the logits are gone and
 one layer's gradients (with checkpointing also the recomputed layer: 2 layers; 1 with token batching, whose
 measured peak at 8 x 2048 tokens, 5.0 GiB, the 2-layer term overstated by 25%) are alive; the larger phase
 counts, and the activations term carries the backward phase's excess over the logits, if any.
 
-`pick` resolves the "auto" settings from this estimate and the GPU's free memory: checkpointing off when a pass of
-the tokens a step needs (capped at SATURATING_TOKENS) fits without it, tokens_per_pass the most that fits (up to
-that need), micro_batch_size "auto" the max_length rows that fit in one pass.
+`pick` resolves the "auto" settings from this estimate and the GPU's free memory: with several devices the strategy
+(fsdp when one GPU cannot train the whole model: one max_length record with checkpointing does not fit; ddp
+otherwise), checkpointing off when a pass of the tokens a step needs (capped at SATURATING_TOKENS) fits without it,
+tokens_per_pass the most that fits (up to that need), micro_batch_size "auto" the max_length rows that fit in one
+pass.
 
 Assumed: CUDA sdpa (flash/memory-efficient kernels keep no S x S score matrix), the peak at a step after the
-first (optimizer state exists), and everything on one GPU. The 5% and the paged optimizer's state (CUDA
+first (optimizer state exists), and (ddp) the whole model on every GPU. The 5% and the paged optimizer's state (CUDA
 managed memory) are not seen by torch.cuda.max_memory_allocated; nvidia-smi also shows the CUDA context.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import copy
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from .config import Config, parse_config
 from .env import gpu_devices
+from .fsdp import check as check_fsdp, unsupported as fsdp_unsupported
 from .model import check_model, compiles, compute_dtype, linear_modules, skeleton, targeted, upcasts
 from .step_graphs import records_graphs
 
@@ -113,6 +123,31 @@ class Model:
         self.rows = sum(shape(m)[1] for _, m in linears)  # output features: int8 keeps one fp32 scale per row
         per_feature = 5 if config.lora.dropout > 0 else 4
         self.layer_lora = per_feature * sum(shape(m)[0] for _, m in targets) / max(1, dims["layers"])
+        # Where FSDP puts the weights (shards = N): the decoder layers' own, lm_head's, and the root unit's (the rest).
+        self.shards = 1
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+        layers = getattr(decoder, "layers", None) or []
+        in_layers = {id(p) for layer in layers for p in layer.parameters()}
+        self.layer_quant = sum(m.weight.numel() for _, m in linears if id(m.weight) in in_layers)
+        self.layer_other = sum(p.numel() for layer in layers for p in layer.parameters()) - self.layer_quant
+        self.head = output.weight.numel() if output is not None else 0
+        embeddings = model.get_input_embeddings().weight
+        self.embeddings = embeddings.numel()
+        tied = output is not None and output.weight is embeddings
+        self.root_other = (self.base_params - self.quant_params - self.layer_other - self.embeddings
+                           - (0 if tied else self.head))
+
+    def sharded(self, devices: int) -> "Model":
+        """This model's memory under train.strategy fsdp over `devices` GPUs (eager layers: compile is off)."""
+        out = copy.copy(self)
+        out.shards, out.compiled = devices, False
+        return out
+
+    def load_bytes(self) -> float:
+        """What a GPU holds once the base model is loaded: all of its weights (fsdp shards them only after)."""
+        whole = copy.copy(self)
+        whole.shards = 1
+        return sum(t["bytes"] for t in whole.weights()[:2])
 
     def weights(self) -> List[Dict[str, Any]]:
         config, c = self.config, self.c
@@ -122,7 +157,9 @@ class Model:
             terms.append({"name": name, "bytes": int(value), "detail": detail})
 
         q, quant_params = config.quantization, self.quant_params
-        if q in ("nf4", "fp4"):
+        if self.shards > 1:
+            self._sharded_weights(term)
+        elif q in ("nf4", "fp4"):
             per = 0.5 + (1 / 64 + 4 / (64 * 256) if config.double_quant else 4 / 64)
             term("quantized linear weights", quant_params * per,
                  f"{quant_params:,} params x {per:.4f} B ({q}: 4 bit + absmax per 64-block"
@@ -132,14 +169,35 @@ class Model:
                  f"{quant_params:,} params x 1 B + fp32 row scales")
         else:
             term("linear weights", quant_params * c, f"{quant_params:,} params x {c} B (not quantized)")
-        other_params = self.base_params - quant_params
-        other_bytes = 4 if self.upcast else c
-        term("other base weights", other_params * other_bytes,
-             f"{other_params:,} params (embeddings, lm_head, norms, biases) x {other_bytes} B")
+        if self.shards == 1:
+            other_params = self.base_params - quant_params
+            other_bytes = 4 if self.upcast else c
+            term("other base weights", other_params * other_bytes,
+                 f"{other_params:,} params (embeddings, lm_head, norms, biases) x {other_bytes} B")
         optim = 2 if config.train.optimizer == "paged_adamw_8bit" else 8
         term("LoRA weights, gradients, optimizer", self.lora_params * (8 + optim),
              f"{self.lora_params:,} params x (4 B weight + 4 B grad + {optim} B {config.train.optimizer} state)")
         return terms
+
+    def _sharded_weights(self, term: Callable[[str, float, str], None]) -> None:
+        """The base weights on one GPU under fsdp (see the module docstring)."""
+        config, n = self.config, self.shards
+        q = config.quantization
+        packed = 0.5 if q in ("nf4", "fp4") else self.c  # bytes per param that FSDP shards (4-bit packed, or c)
+        stats = (1 / 64 + 4 / (64 * 256) if config.double_quant else 4 / 64) if q in ("nf4", "fp4") else 0.0
+        root_quant = self.quant_params - self.layer_quant
+        ob = 4 if self.upcast else self.c
+        term("linear weights (sharded)", self.layer_quant * packed / n + root_quant * packed * (1 + 1 / n)
+             + self.quant_params * stats,
+             f"{self.quant_params:,} params x {packed:g} B / {n} GPUs (FSDP)"
+             + (f" + the {q} absmax ({stats:.4f} B/param) on every GPU" if stats else ""))
+        term("other base weights (sharded)", (self.layer_other + self.embeddings) * ob / n
+             + self.root_other * ob * (1 + 1 / n) + self.head * ob,
+             f"embeddings and the layers' norms and biases / {n}, the final norm gathered for the step + its "
+             f"shard, lm_head ({self.head:,} params) whole; x {ob} B")
+        layers = max(1, self.dims["layers"])
+        term("gathered layers (FSDP)", 2 * (self.layer_quant * packed + self.layer_other * ob) / layers,
+             "2 decoder layers' weights gathered whole: the one computing and the next, prefetched")
 
     def peak(self, tokens: int, checkpointing: bool) -> Tuple[float, float, List[Dict[str, Any]]]:
         """(peak bytes, activation bytes, terms) for forward passes of `tokens` tokens."""
@@ -198,16 +256,53 @@ def step_need(config: Config) -> int:
     return max(config.max_length, rows * config.max_length, min(worst, SATURATING_TOKENS))
 
 
-def pick(config: Config, free: Optional[float], model: Optional[Model] = None) -> Dict[str, Any]:
-    """Resolve micro_batch_size, gradient_checkpointing and tokens_per_pass ("auto" or given) for a device with
-    `free` bytes (None: a CPU, where memory is not planned). Returns TrainPicks of protocol/engine.ts."""
+def pick_strategy(config: Config, free: Optional[float], devices: int,
+                  whole: Callable[[], Model]) -> Tuple[str, Optional[str]]:
+    """train.strategy resolved for `devices` processes on GPUs with `free` bytes each, and why (None: as
+    configured). "auto" takes fsdp only when one GPU cannot train the whole model at all: its smallest pass (one
+    max_length record, or tokens_per_pass when given), with checkpointing unless it is turned off, does not fit."""
+    asked = config.train.strategy
+    if devices <= 1:
+        return "ddp", ("one device: nothing to shard (strategy ddp)" if asked == "fsdp" else None)
+    if asked != "auto":
+        check_fsdp(config, devices)  # an fsdp this config or this torch cannot have is a BadConfig, as in training
+        return asked, None
+    if free is None:
+        return "ddp", "no GPU: strategy ddp"
+    train = config.train
+    tokens = train.tokens_per_pass if isinstance(train.tokens_per_pass, int) else config.max_length
+    need = whole().peak(max(tokens, config.max_length), train.gradient_checkpointing is not False)[0]
+    if need <= USABLE * free:
+        return "ddp", f"strategy ddp: one GPU trains the whole model ({_fmt(need)} at the smallest pass)"
+    blocker = fsdp_unsupported(config)
+    if blocker is not None:
+        return "ddp", (f"strategy ddp, though one GPU cannot train the whole model ({_fmt(need)} at the smallest "
+                       f"pass): fsdp is out, {blocker}")
+    return "fsdp", (f"strategy fsdp: one GPU cannot train the whole model ({_fmt(need)} at the smallest pass, "
+                    f"{_fmt(USABLE * free)} usable), so the base is sharded over {devices} GPUs")
+
+
+def pick(config: Config, free: Optional[float], model: Optional[Model] = None, devices: int = 1) -> Dict[str, Any]:
+    """Resolve strategy (for `devices` processes), micro_batch_size, gradient_checkpointing and tokens_per_pass
+    ("auto" or given) for devices with `free` bytes each (None: CPUs, where memory is not planned). `model` is the
+    whole model's Model when the caller has one. Returns TrainPicks of protocol/engine.ts."""
     train, length = config.train, config.max_length
+    whole = model
+
+    def whole_model() -> Model:
+        nonlocal whole
+        whole = whole or Model(config)
+        return whole
+
+    strategy, why = pick_strategy(config, free, devices, whole_model)
+    sharded = strategy == "fsdp"
+    sized = (lambda: whole_model().sharded(devices)) if sharded else whole_model  # the memory of one GPU
     batching = train.token_batching
     need = step_need(config) if batching else (
         train.micro_batch_size * length if isinstance(train.micro_batch_size, int) else SATURATING_TOKENS)
     if isinstance(train.tokens_per_pass, int) and batching:
         need = max(length, train.tokens_per_pass)
-    reasons: List[str] = []
+    reasons: List[str] = [why] if why else []
     checkpointing = train.gradient_checkpointing
     if free is None:
         if checkpointing == "auto":
@@ -216,8 +311,7 @@ def pick(config: Config, free: Optional[float], model: Optional[Model] = None) -
         tokens = need
     else:
         if checkpointing == "auto":
-            model = model or Model(config)
-            without = model.fit(free, False)
+            without = sized().fit(free, False)
             checkpointing = without < need
             reasons.append(f"checkpointing {'on' if checkpointing else 'off'}: a pass of {need:,} tokens "
                            f"{'does not fit' if checkpointing else 'fits'} without it ({without:,} do)")
@@ -225,41 +319,49 @@ def pick(config: Config, free: Optional[float], model: Optional[Model] = None) -
         if not fitted:
             tokens = need  # given, or a micro-batch of given rows (below): nothing to fit
         else:
-            model = model or Model(config)
-            tokens = max(length, min(need, model.fit(free, bool(checkpointing))))
+            tokens = max(length, min(need, sized().fit(free, bool(checkpointing))))
     rows = train.micro_batch_size
     if rows == "auto":
         rows = 1 if free is None else max(1, tokens // length)
         reasons.append(f"micro_batch_size {rows}: {rows} x {length:,} tokens per pass")
     if not batching:
         tokens = rows * length
+    compiled = compiles(config, free is not None)
+    graphs = records_graphs(config, free is not None, bool(checkpointing))
+    if sharded and (compiled or graphs):
+        reasons.append("fsdp: torch.compile and CUDA graphs off")
     return {"microBatchSize": int(rows), "gradientCheckpointing": bool(checkpointing), "tokensPerPass": int(tokens),
-            "compile": compiles(config, free is not None),
-            "cudaGraphs": records_graphs(config, free is not None, bool(checkpointing)),
+            "compile": compiled and not sharded, "cudaGraphs": graphs and not sharded, "strategy": strategy,
             "reason": "; ".join(reasons) or "as configured"}
 
 
-def resolve(config: Config, free: Optional[float]) -> Tuple[Config, Dict[str, Any]]:
-    """The config with every "auto" replaced by the pick for this device, and the picks."""
+def resolve(config: Config, free: Optional[float], devices: int = 1) -> Tuple[Config, Dict[str, Any]]:
+    """The config with every "auto" replaced by the pick for this device (one of `devices` processes), and the
+    picks. fsdp also turns compile and cuda_graphs off in the config the run uses."""
     import dataclasses
-    picks = pick(config, free)
+    picks = pick(config, free, devices=devices)
+    off = {"compile": False, "cuda_graphs": False} if picks["strategy"] == "fsdp" else {}
     train = dataclasses.replace(config.train, micro_batch_size=picks["microBatchSize"],
                                 gradient_checkpointing=picks["gradientCheckpointing"],
-                                tokens_per_pass=picks["tokensPerPass"])
+                                tokens_per_pass=picks["tokensPerPass"], strategy=picks["strategy"], **off)
     return dataclasses.replace(config, train=train), picks
 
 
 def estimate(raw_config: Any) -> Dict[str, Any]:
-    """TrainPlanResult of protocol/engine.ts."""
+    """TrainPlanResult of protocol/engine.ts: every figure is one GPU's, for the strategy picked."""
     config = parse_config(raw_config)
-    model = Model(config)
+    whole = Model(config)
     devices = gpu_devices()
     device: Optional[Dict[str, Any]] = devices[0] if devices else None
-    picks = pick(config, None if device is None else device["freeMemory"], model)
+    count = max(1, len(devices)) if config.train.devices == "auto" else int(config.train.devices)
+    picks = pick(config, None if device is None else device["freeMemory"], whole, devices=count)
+    sharded = picks["strategy"] == "fsdp"
+    model = whole.sharded(count) if sharded else whole
     tokens = picks["tokensPerPass"]
     with_ckpt, _, _ = model.peak(tokens, True)
     without, _, _ = model.peak(tokens, False)
     peak, _, terms = model.peak(tokens, picks["gradientCheckpointing"])
+    load = whole.load_bytes() if sharded else None  # fsdp: each GPU loads the whole base before sharding it
     return {
         "baseParameters": int(model.base_params),
         "loraParameters": int(model.lora_params),
@@ -268,8 +370,8 @@ def estimate(raw_config: Any) -> Dict[str, Any]:
         "peakBytesWithoutCheckpointing": int(without),
         "terms": terms,
         "device": device,
-        "fits": None if device is None else peak <= device["freeMemory"],
+        "fits": None if device is None else peak <= device["freeMemory"] and (load or 0) <= device["freeMemory"],
         "picks": picks,
-        # data parallel: every device holds the whole model, so the peak is per device
-        "devices": max(1, len(devices)) if config.train.devices == "auto" else int(config.train.devices),
+        "devices": count,
+        **({"loadBytes": int(load)} if load is not None else {}),
     }

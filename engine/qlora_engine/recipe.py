@@ -58,7 +58,7 @@ from .optim import build_optimizer, build_scheduler, step_skipping_non_finite
 from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
-from .passes import pad_to_bucket, pass_loss_sum, plan_passes, rows_targets, step_targets, verify_passes
+from .passes import pad_to_bucket, pass_loss_sum, rows_targets, step_targets, verify_passes
 from .step_graphs import NotRecordable, StepGraphs
 from .plan import resolve
 from . import varlen
@@ -66,6 +66,7 @@ from .protocol import ERROR_CODES, RUN_FOLDER
 from .template import load_template
 from .chat import load_chat, resolve_format
 from .distributed import Group
+from .fsdp import check as check_strategy, shard
 
 __all__ = ["Recipe", "Events", "NullEvents"]
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ class Recipe:
         config = resolve_format(parse_config(self.raw_config))
         self._check_run_dir()
         check_device_support(config)
+        check_strategy(config)
         template = load_template(config.template) if config.data.format == "template" else None
         self._source, _ = check_model(config)
         self._tokenizer = load_tokenizer(config, self._source)
@@ -280,6 +282,9 @@ class Recipe:
                           f"{self._picks_text()}")
         self.model = add_lora(load_base_model(config, self._source), config,
                               checkpointing=bool(config.train.gradient_checkpointing))
+        if config.train.strategy == "fsdp":  # the frozen base sharded across the ranks, which now run in lockstep
+            shard(self.model, self._device, self.group.world)
+            self.group.lockstep = True
         self._compiled = compiles(config, self._device.type == "cuda")
         if self._compiled:
             compile_layers(self.model)
@@ -367,7 +372,8 @@ class Recipe:
                 improved = False
                 last = self.step == self.total_steps
                 rouge = bool(train.rouge_every) and (self.step % train.rouge_every == 0 or last)
-                if self.group.main and (rouge or (train.eval_every and (self.step % train.eval_every == 0 or last))):
+                evaluates = self.group.main or self.group.lockstep  # sharded: every rank runs the passes
+                if evaluates and (rouge or (train.eval_every and (self.step % train.eval_every == 0 or last))):
                     improved = self._evaluate(rouge=rouge)
                 if improved or (train.save_every and self.step % train.save_every == 0):
                     self._save_checkpoint(self._snapshot())
@@ -465,7 +471,7 @@ class Recipe:
         train = self._config().train
         train_rows = self._data().train
         rows = [train_rows[i] for _ in range(train.gradient_accumulation) for i in self._order.next()]
-        passes = plan_passes(self.group.share(rows), int(train.tokens_per_pass))
+        passes = self.group.passes(rows, int(train.tokens_per_pass))
         # Divided by the whole step's targets on every rank: summed across ranks, the gradients are one process's.
         targets = max(1, rows_targets(rows) if self.group.distributed else step_targets(passes))
         total = torch.zeros((), device=self._device)
@@ -533,7 +539,7 @@ class Recipe:
         recorded = (previous.get("picks") or {}).get("microBatchSize") if self._resume_from is not None else None
         if config.train.micro_batch_size == "auto" and isinstance(recorded, int):
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=recorded))
-        config, self.picks = resolve(config, free)
+        config, self.picks = resolve(config, free, devices=self.group.world)
         # Every rank trains with rank 0's picks: the data order depends on micro_batch_size.
         config, self.picks = self.group.broadcast((config, self.picks))
         self.config = config
@@ -553,7 +559,8 @@ class Recipe:
 
     def _picks_text(self) -> str:
         p = self.picks or {}
-        return (f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
+        return ((f"strategy {p.get('strategy')} over {self.group.world} devices, " if self.group.distributed else "")
+                + f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
                 f"{'on' if p.get('gradientCheckpointing') else 'off'}, up to {p.get('tokensPerPass'):,} tokens per "
                 f"forward pass, torch.compile {'on' if p.get('compile') else 'off'}, CUDA graphs "
                 f"{'on' if p.get('cudaGraphs') else 'off'} ({p.get('reason')})")

@@ -7,7 +7,8 @@ import pytest
 from conftest import PHI2, resolved_config
 
 from qlora_engine.config import parse_config
-from qlora_engine.plan import SATURATING_TOKENS, Model, pick, resolve, step_need
+from qlora_engine.errors import BadConfig
+from qlora_engine.plan import SATURATING_TOKENS, USABLE, Model, pick, resolve, step_need
 
 GiB = 1 << 30
 
@@ -73,7 +74,8 @@ def test_explicit_settings_are_kept(tutorial):
     config = phi2(gradient_checkpointing=True, tokens_per_pass=4096, micro_batch_size=2)
     picks = pick(config, 139 * GiB)
     assert {k: v for k, v in picks.items() if k not in ("compile", "cudaGraphs")} == {
-        "microBatchSize": 2, "gradientCheckpointing": True, "tokensPerPass": 4096, "reason": "as configured"}
+        "microBatchSize": 2, "gradientCheckpointing": True, "tokensPerPass": 4096, "strategy": "ddp",
+        "reason": "as configured"}
     assert pick(phi2(compile=False), 139 * GiB)["compile"] is False
     assert pick(phi2(compile=True), 139 * GiB)["compile"] is True
     assert pick(phi2(compile=True), None)["compile"] is False  # never on a CPU
@@ -127,3 +129,59 @@ def test_cuda_graphs_are_picked_on_a_gpu_without_checkpointing(tutorial):
     assert pick(phi2(cuda_graphs=False), 139 * GiB)["cudaGraphs"] is False
     assert pick(phi2(cuda_graphs=True), None)["cudaGraphs"] is False  # never on a CPU
     assert pick(phi2(token_batching=False), 139 * GiB)["cudaGraphs"] is False
+
+
+def test_strategy_auto_shards_only_when_one_gpu_cannot_train_the_whole_model(tutorial):
+    config, model = tutorial
+    smallest = model.peak(2048, True)[0]  # one max_length record, checkpointing on: the least ddp can do
+    roomy, tight = pick(config, 139 * GiB, model, devices=2), pick(config, smallest / USABLE * 0.9, model, devices=2)
+    assert roomy["strategy"] == "ddp" and roomy["compile"] is True
+    assert "one GPU trains the whole model" in roomy["reason"]
+    assert tight["strategy"] == "fsdp" and "sharded over 2 GPUs" in tight["reason"]
+    assert tight["compile"] is False and tight["cudaGraphs"] is False  # not combined with FSDP
+    # the shards leave room for passes longer than the one record ddp could not even fit
+    assert tight["gradientCheckpointing"] is True and tight["tokensPerPass"] > 2048
+    assert model.sharded(2).peak(tight["tokensPerPass"], True)[0] <= smallest * 0.9
+    assert pick(config, smallest / USABLE * 0.9, model, devices=1)["strategy"] == "ddp"  # one device: nothing to shard
+    assert pick(config, None, model, devices=2)["strategy"] == "ddp"  # no GPU: no memory to plan
+    # fsdp needs token batching: auto stays ddp and says why
+    unbatched = phi2(token_batching=False)
+    held = pick(unbatched, smallest / USABLE * 0.9, Model(unbatched), devices=2)
+    assert held["strategy"] == "ddp" and "fsdp is out" in held["reason"]
+
+
+def test_explicit_strategies_and_what_fsdp_refuses(tutorial):
+    config, model = tutorial
+    assert pick(phi2(strategy="fsdp"), 139 * GiB, model, devices=2)["strategy"] == "fsdp"
+    assert pick(phi2(strategy="ddp"), 1 * GiB, model, devices=2)["strategy"] == "ddp"
+    assert pick(phi2(strategy="fsdp"), 139 * GiB, model, devices=1)["strategy"] == "ddp"
+    for refused in ({"token_batching": False}, {"compile": True}, {"cuda_graphs": True}):
+        with pytest.raises(BadConfig, match="train.strategy fsdp"):
+            pick(phi2(strategy="fsdp", **refused), 139 * GiB, model, devices=2)
+    int8 = parse_config(resolved_config(model=str(PHI2), data={"train": "/d/t.jsonl"}, template="/d/t.prompt.yaml",
+                                        quantization="int8", train={"strategy": "fsdp", "devices": 2}))
+    with pytest.raises(BadConfig, match="int8"):
+        pick(int8, 139 * GiB, devices=2)
+    resolved, picks = resolve(phi2(strategy="fsdp"), 139 * GiB, devices=2)
+    assert resolved.train.strategy == "fsdp" and picks["strategy"] == "fsdp"
+    assert resolved.train.compile is False and resolved.train.cuda_graphs is False
+
+
+def test_fsdp_plans_one_gpu_share_of_the_base(tutorial):
+    config, whole = tutorial
+    terms = lambda m: {t["name"]: t["bytes"] for t in m.peak(2048, True)[2]}  # noqa: E731
+    one = terms(whole)
+    for n in (2, 4):
+        sharded = whole.sharded(n)
+        got = terms(sharded)
+        # the 4-bit weights split n ways; their absmax (4 B per 64-block) stays whole on every GPU
+        assert got["linear weights (sharded)"] == pytest.approx(whole.quant_params * (0.5 / n + 4 / 64), abs=1)
+        layer = (whole.layer_quant * 0.5 + whole.layer_other * 2) / 32  # one Phi-2 layer, bf16 norms and biases
+        assert got["gathered layers (FSDP)"] == pytest.approx(2 * layer, abs=1)
+        # embeddings and norms sharded; lm_head whole: less than ddp's whole copy, more than 1/n of it
+        assert one["other base weights"] / n < got["other base weights (sharded)"] < one["other base weights"]
+        assert got["LoRA weights, gradients, optimizer"] == one["LoRA weights, gradients, optimizer"]  # not sharded
+        assert sharded.peak(2048, True)[0] < whole.peak(2048, True)[0]
+    assert whole.sharded(4).peak(2048, True)[0] < whole.sharded(2).peak(2048, True)[0]
+    # loading (before sharding) holds the whole base on every GPU
+    assert whole.load_bytes() == one["quantized linear weights"] + one["other base weights"]

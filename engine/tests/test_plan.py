@@ -53,3 +53,15 @@ def test_phi2_plan_from_config_alone(ws):
     saved = terms["quantized linear weights"] - {t["name"]: t["bytes"] for t in dq["terms"]}["quantized linear weights"]
     assert saved == pytest.approx(2_779_683_840 * 0.0466, rel=0.15)  # ~0.37 bit per quantized parameter
     assert plan["peakBytesWithCheckpointing"] < plan["peakBytesWithoutCheckpointing"]
+
+
+def test_an_fsdp_plan_is_one_gpu_share_and_says_what_loading_needs(ws):
+    config = ws.config(model=str(PHI2), quantization="nf4", max_length=2048,
+                       train={"micro_batch_size": 1, "gradient_checkpointing": True, "devices": 2, "strategy": "fsdp"})
+    sharded, whole = estimate(config), estimate({**config, "train": {**config["train"], "strategy": "ddp"}})
+    assert sharded["devices"] == whole["devices"] == 2
+    assert sharded["picks"]["strategy"] == "fsdp" and whole["picks"]["strategy"] == "ddp"
+    assert sharded["peakBytes"] < whole["peakBytes"] and "loadBytes" not in whole
+    names = {t["name"]: t["bytes"] for t in whole["terms"]}
+    assert sharded["loadBytes"] == names["quantized linear weights"] + names["other base weights"]
+    assert any(t["name"] == "gathered layers (FSDP)" for t in sharded["terms"])

@@ -78,7 +78,8 @@ export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: 
     `  parameters: ${formatCount(plan.baseParameters)} base (frozen), ${formatCount(plan.loraParameters)} LoRA (trained)`,
     `  settings: micro_batch_size ${auto(t.micro_batch_size)}${p.microBatchSize}, gradient_checkpointing ` +
       `${auto(t.gradient_checkpointing)}${p.gradientCheckpointing}, compile ${auto(t.compile)}${p.compile}, ` +
-      `cuda_graphs ${auto(t.cuda_graphs)}${p.cudaGraphs} (${p.reason})`,
+      `cuda_graphs ${auto(t.cuda_graphs)}${p.cudaGraphs}` +
+      (plan.devices > 1 ? `, strategy ${auto(t.strategy)}${p.strategy}` : '') + ` (${p.reason})`,
     '',
   ];
   const terms = [...plan.terms].sort((a, b) => b.bytes - a.bytes);
@@ -91,15 +92,21 @@ export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: 
     [`peak, gradient checkpointing off${on ? '' : how}`, formatBytes(plan.peakBytesWithoutCheckpointing)],
   ];
   lines.push(table(peaks, { indent: '  ', right: [1] }));
-  if (plan.devices > 1) {
+  if (plan.devices > 1 && p.strategy === 'fsdp') {
+    lines.push(`  FSDP over ${plan.devices} devices (train.strategy fsdp): the base model's weights are sharded ${plan.devices} ways, so the peak is per GPU; every step's rows are split ${plan.devices} ways`);
+    if (plan.loadBytes !== undefined) lines.push(`  loading: each GPU holds the whole base model (${formatBytes(plan.loadBytes)}) before sharding it`);
+  } else if (plan.devices > 1) {
     lines.push(`  data parallel over ${plan.devices} devices (train.devices): each holds the whole model, so the peak is per GPU; every step's rows are split ${plan.devices} ways`);
   }
   if (plan.device) {
     const d = plan.device;
+    const loading = plan.peakBytes <= d.freeMemory && plan.loadBytes !== undefined && plan.loadBytes > d.freeMemory;
     const verdict = plan.fits
       ? `fits (${formatBytes(d.freeMemory - plan.peakBytes)} to spare)`
-      : `does NOT fit: ${formatBytes(plan.peakBytes - d.freeMemory)} short` +
-        (on || plan.peakBytesWithCheckpointing > d.freeMemory ? '; lower micro_batch_size or max_length' : '; turn on gradient_checkpointing');
+      : loading
+        ? `does NOT fit: loading the whole base model is ${formatBytes(plan.loadBytes! - d.freeMemory)} short`
+        : `does NOT fit: ${formatBytes(plan.peakBytes - d.freeMemory)} short` +
+          (on || plan.peakBytesWithCheckpointing > d.freeMemory ? '; lower micro_batch_size or max_length' : '; turn on gradient_checkpointing');
     lines.push(`  GPU ${d.index} ${d.name}: ${formatBytes(d.freeMemory)} free of ${formatBytes(d.totalMemory)} → ${verdict}`);
   } else {
     lines.push('  no GPU detected: the estimate is for a CUDA GPU; on the CPU use quantization: none');
