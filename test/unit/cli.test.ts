@@ -120,14 +120,6 @@ describe('cli: env and plan against a GPU', () => {
     assert.match(fits, /settings: micro_batch_size 1, gradient_checkpointing true, compile true, cuda_graphs true \(as configured\)/);
     assert.doesNotMatch(fits, /data parallel/);
     assert.match(formatPlan({ ...plan(6 * GiB, gpu), devices: 4 }, config, 'phi-2.yaml'), /data parallel over 4 devices \(train\.devices\): each holds the whole model, so the peak is per GPU/);
-    const sharded = plan(6 * GiB, gpu);
-    const fsdp = formatPlan({ ...sharded, devices: 2, loadBytes: 3 * GiB, picks: { ...sharded.picks, compile: false, cudaGraphs: false, strategy: 'fsdp' } }, config, 'x');
-    assert.match(fsdp, /compile false, cuda_graphs false, strategy fsdp \(as configured\)/);
-    assert.match(fsdp, /FSDP over 2 devices \(train\.strategy fsdp\): the base model's weights are sharded 2 ways, so the peak is per GPU/);
-    assert.match(fsdp, /loading: each GPU holds the whole base model \(3\.00 GiB\) before sharding it/);
-    assert.doesNotMatch(fsdp, /data parallel/);
-    const unloadable = formatPlan({ ...sharded, fits: false, devices: 2, loadBytes: 80 * GiB, picks: { ...sharded.picks, strategy: 'fsdp' } }, config, 'x');
-    assert.match(unloadable, /does NOT fit: loading the whole base model is 1\.00 GiB short/);
     const picked = formatPlan(plan(6 * GiB, gpu), { ...config, train: { ...config.train, gradient_checkpointing: 'auto' } }, 'x');
     assert.match(picked, /gradient_checkpointing auto → true/);
     assert.match(picked, /peak, gradient checkpointing on \(picked\)/);
