@@ -39,6 +39,8 @@ VARIANTS = {
     "tutorial": ({}, 100),
     "tutorial-fused": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
     "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": False}}, 100),
+    # today's defaults on the tutorial's records (fused AdamW, compile, CUDA graphs, dense base, TF32: all auto)
+    "tutorial-defaults": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
     "tutorial-graphs": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 100),
     "tutorial-graphs-eager": ({"train": {"optimizer": "adamw_torch_fused", "compile": False, "cuda_graphs": True}},
                               100),
@@ -51,6 +53,9 @@ VARIANTS = {
     "packed-graphs": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                        "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
                                  "optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 16),
+    "packed-defaults": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
+                         "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
+                                   "optimizer": "adamw_torch_fused"}}, 16),
     "packed-ckpt": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                      "train": {"micro_batch_size": 8, "gradient_accumulation": 1, "gradient_checkpointing": True,
                                "optimizer": "adamw_torch_fused"}}, 12),
@@ -83,6 +88,32 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def dense_base(model) -> int:
+    """Experiment (--dense-base): every 4-bit linear replaced by its weights dequantized once, in the compute dtype
+    (the same values bitsandbytes dequantizes on every pass, the same casts). Returns how many were replaced."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+
+    class DenseLinear(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.register_buffer("weight", bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state)
+                                 .to(m.compute_dtype), persistent=False)
+            self.register_buffer("bias", None if m.bias is None else m.bias.data.to(m.compute_dtype), persistent=False)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+    count = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, bnb.nn.Linear4bit):
+                setattr(module, name, DenseLinear(child))
+                count += 1
+    torch.cuda.empty_cache()
+    return count
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -95,6 +126,7 @@ def main() -> None:
     p.add_argument("--inductor", action="append", default=[], help="torch._inductor.config KEY=JSON, repeatable")
     p.add_argument("--patch", action="append", default=[], help="qlora_engine MODULE.NAME=JSON, repeatable")
     p.add_argument("--tf32", action="store_true", help="TF32 for fp32 matrix products (the LoRA weights' own)")
+    p.add_argument("--dense-base", action="store_true", help="experiment: train on the 4-bit weights dequantized once")
     a = p.parse_args()
     for item in a.patch:
         import importlib
@@ -134,6 +166,8 @@ def main() -> None:
         data_s = time.perf_counter() - t
         t = time.perf_counter()
         recipe.setup()
+        if a.dense_base:
+            print(f"dense base: {dense_base(recipe.model)} 4-bit linears replaced", file=sys.stderr)
         load_s = time.perf_counter() - t
         recipe.model.train()
         step_losses = []
@@ -175,7 +209,8 @@ def main() -> None:
     step_s = wall / steps
     flops_per_token = 4 * base  # frozen base: forward 2N + input gradients 2N; recompute and LoRA not counted
     print(json.dumps({
-        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor, *a.patch, *(["tf32"] if a.tf32 else [])]),
+        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor, *a.patch, *(["tf32"] if a.tf32 else []),
+                                              *(["dense-base"] if a.dense_base else [])]),
         "device": torch.cuda.get_device_name(0), "steps": steps,
         "data": summary, "picks": picks, "step_s_mean": step_s, "step_s_median": statistics.median(times),
         "tokens_per_step": tokens / steps, "tokens_per_s": tokens / wall, "projected_1000_steps_s": 1000 * step_s,

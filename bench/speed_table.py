@@ -54,8 +54,12 @@ def main(paths) -> None:
         if r.get("picks"):
             p = r["picks"]
             name += f" (mb {p['microBatchSize']}, ckpt {'on' if p['gradientCheckpointing'] else 'off'}, ≤{p['tokensPerPass']:,} tok/pass)"
+        if r.get("cuda_graphs_recorded"):
+            name += f", {r['cuda_graphs_recorded']} CUDA graphs"
+        # CUDA graphs keep their memory pool reserved between replays: what the card must have free
+        reserved = f" ({r['peak_reserved_bytes'] / GIB:.1f} reserved)" if r.get("peak_reserved_bytes") else ""
         print(f"| {r['stack']} | {name} | {per_step or 0:,.0f} | {step:.3f} | {tps:,.0f} | {projected} | "
-              f"{r['peak_bytes'] / GIB:.2f} GiB | {'–' if plan is None else f'{plan / GIB:.2f} GiB'} | "
+              f"{r['peak_bytes'] / GIB:.2f} GiB{reserved} | {'–' if plan is None else f'{plan / GIB:.2f} GiB'} | "
               f"{'–' if mfu is None else f'{mfu:.1%}'} | {loss} | {extra} |")
 
 

@@ -79,6 +79,10 @@ export interface TrainConfig {
   compile: boolean | 'auto';
   /** Replay each training pass as a CUDA graph (passes padded to shared lengths). 'auto': CUDA, checkpointing off. */
   cuda_graphs: boolean | 'auto';
+  /** Hold 4-bit base weights dequantized once, in the compute dtype (the same values). 'auto': one GPU with room. */
+  dense_base: boolean | 'auto';
+  /** float32 matrix products (the LoRA weights') on TF32 tensor cores. */
+  tf32: boolean;
   /** Optimizer steps between evaluations (0: never). */
   eval_every: number;
   /** Validation batches per evaluation (0: the whole validation set). */

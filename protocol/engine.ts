@@ -122,6 +122,8 @@ export interface TrainPicks {
   compile: boolean;
   /** Training passes replayed as CUDA graphs (train.cuda_graphs resolved; false after a pass could not be recorded). */
   cudaGraphs: boolean;
+  /** 4-bit base weights held dequantized once (train.dense_base resolved). */
+  denseBase: boolean;
   /** train.strategy resolved: ddp (also for one device) or fsdp (the base sharded; compile and CUDA graphs off). */
   strategy: 'ddp' | 'fsdp';
   /** Why, in words ("as configured" when nothing was auto). */

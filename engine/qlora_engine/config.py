@@ -71,6 +71,8 @@ RULES: Dict[str, Rule] = {
     "train.fp32_upcast": Rule("bool|auto", "auto"),
     "train.compile": Rule("bool|auto", "auto"),
     "train.cuda_graphs": Rule("bool|auto", "auto"),
+    "train.dense_base": Rule("bool|auto", "auto"),
+    "train.tf32": Rule("bool", True),
     "train.max_nonfinite_steps": Rule("int", 3, minimum=1, maximum=1000),
     "train.eval_every": Rule("int", 25, minimum=0),
     "train.eval_batches": Rule("int", 0, minimum=0),
@@ -143,6 +145,8 @@ class TrainConfig:
     fp32_upcast: Union[bool, str]
     compile: Union[bool, str]
     cuda_graphs: Union[bool, str]
+    dense_base: Union[bool, str]
+    tf32: bool
     max_nonfinite_steps: int
     eval_every: int
     eval_batches: int

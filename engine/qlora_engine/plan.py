@@ -8,7 +8,8 @@ case of a batch), L layers, h hidden, i intermediate, V vocabulary, c = compute 
 
   quantized linear weights   nf4/fp4: 0.5 B/param + one fp32 absmax per 64-block (4/64 B/param);
                              double quant: the absmax in 8 bit + one fp32 per 256 of them (1/64 + 4/16384 B/param)
-                             int8: 1 B/param + one fp32 scale per output row; none: c B/param (all linears)
+                             int8: 1 B/param + one fp32 scale per output row; none: c B/param (all linears);
+                             nf4/fp4 with train.dense_base: c B/param (dequantized once, dense_base.py)
   other base weights         embeddings, lm_head (bitsandbytes never quantizes it), norms, biases:
                              4 B/param when upcast, else c
   LoRA weights/grads/optim   4 + 4 B/param (peft keeps adapters in fp32) + AdamW 8 B/param or paged 8-bit 2 B/param
@@ -125,6 +126,7 @@ class Model:
         self.layer_lora = per_feature * sum(shape(m)[0] for _, m in targets) / max(1, dims["layers"])
         # Where FSDP puts the weights (shards = N): the decoder layers' own, lm_head's, and the root unit's (the rest).
         self.shards = 1
+        self.dense = False  # train.dense_base: the 4-bit linears held dequantized, in the compute dtype
         decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
         layers = getattr(decoder, "layers", None) or []
         in_layers = {id(p) for layer in layers for p in layer.parameters()}
@@ -143,6 +145,12 @@ class Model:
         out.shards, out.compiled = devices, False
         return out
 
+    def densified(self) -> "Model":
+        """This model's memory with train.dense_base (the 4-bit linears dequantized once; see dense_base.py)."""
+        out = copy.copy(self)
+        out.dense = True
+        return out
+
     def load_bytes(self) -> float:
         """What a GPU holds once the base model is loaded: all of its weights (fsdp shards them only after)."""
         whole = copy.copy(self)
@@ -159,6 +167,9 @@ class Model:
         q, quant_params = config.quantization, self.quant_params
         if self.shards > 1:
             self._sharded_weights(term)
+        elif q in ("nf4", "fp4") and self.dense:
+            term("linear weights, dequantized once", quant_params * c,
+                 f"{quant_params:,} params x {c} B ({q} weights held in the compute dtype: train.dense_base)")
         elif q in ("nf4", "fp4"):
             per = 0.5 + (1 / 64 + 4 / (64 * 256) if config.double_quant else 4 / 64)
             term("quantized linear weights", quant_params * per,
@@ -282,6 +293,25 @@ def pick_strategy(config: Config, free: Optional[float], devices: int,
                     f"{_fmt(USABLE * free)} usable), so the base is sharded over {devices} GPUs")
 
 
+def pick_dense_base(config: Config, free: Optional[float], sharded: bool,
+                    peak: Callable[[], float]) -> Tuple[bool, Optional[str]]:
+    """train.dense_base resolved, and why (None: nothing to say). Only 4-bit weights on one unsharded GPU; "auto"
+    when the plan with the dequantized weights (`peak`) takes at most half of the usable free memory, so the
+    memory QLoRA saves still goes to whoever needs it on a smaller card."""
+    asked = config.train.dense_base
+    if asked is False or config.quantization not in ("nf4", "fp4"):
+        return False, None
+    if free is None or sharded:
+        return False, ("dense base off: " + ("no GPU" if free is None else "fsdp shards the 4-bit weights")
+                       if asked is True else None)
+    if asked is True:
+        return True, None
+    need = peak()
+    if need <= 0.5 * USABLE * free:
+        return True, f"dense base on: the 4-bit weights dequantized once ({_fmt(need)}, within half the free memory)"
+    return False, f"dense base off: dequantized weights would take the plan to {_fmt(need)}, over half the free memory"
+
+
 def pick(config: Config, free: Optional[float], model: Optional[Model] = None, devices: int = 1) -> Dict[str, Any]:
     """Resolve strategy (for `devices` processes), micro_batch_size, gradient_checkpointing and tokens_per_pass
     ("auto" or given) for devices with `free` bytes each (None: CPUs, where memory is not planned). `model` is the
@@ -326,12 +356,16 @@ def pick(config: Config, free: Optional[float], model: Optional[Model] = None, d
         reasons.append(f"micro_batch_size {rows}: {rows} x {length:,} tokens per pass")
     if not batching:
         tokens = rows * length
+    dense, why = pick_dense_base(config, free, sharded, lambda: sized().densified().peak(tokens, bool(checkpointing))[0])
+    if why:
+        reasons.append(why)
     compiled = compiles(config, free is not None)
     graphs = records_graphs(config, free is not None, bool(checkpointing))
     if sharded and (compiled or graphs):
         reasons.append("fsdp: torch.compile and CUDA graphs off")
     return {"microBatchSize": int(rows), "gradientCheckpointing": bool(checkpointing), "tokensPerPass": int(tokens),
-            "compile": compiled and not sharded, "cudaGraphs": graphs and not sharded, "strategy": strategy,
+            "compile": compiled and not sharded, "cudaGraphs": graphs and not sharded, "denseBase": dense,
+            "strategy": strategy,
             "reason": "; ".join(reasons) or "as configured"}
 
 
@@ -356,7 +390,7 @@ def estimate(raw_config: Any) -> Dict[str, Any]:
     count = max(1, len(devices)) if config.train.devices == "auto" else int(config.train.devices)
     picks = pick(config, None if device is None else device["freeMemory"], whole, devices=count)
     sharded = picks["strategy"] == "fsdp"
-    model = whole.sharded(count) if sharded else whole
+    model = whole.sharded(count) if sharded else whole.densified() if picks["denseBase"] else whole
     tokens = picks["tokensPerPass"]
     with_ckpt, _, _ = model.peak(tokens, True)
     without, _, _ = model.peak(tokens, False)

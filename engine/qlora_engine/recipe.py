@@ -60,6 +60,7 @@ from .isolation import verify_packing
 from .packing import mask_dtype
 from .passes import pad_to_bucket, pass_loss_sum, rows_targets, step_targets, verify_passes
 from .step_graphs import NotRecordable, StepGraphs
+from .dense_base import dequantize_base
 from .plan import resolve
 from . import varlen
 from .protocol import ERROR_CODES, RUN_FOLDER
@@ -134,6 +135,7 @@ class Recipe:
         self.picks: Optional[Dict[str, Any]] = None
         self._compiled = False
         self._graphs: Optional[StepGraphs] = None  # train.cuda_graphs resolved on
+        self._matmul_precision: Optional[str] = None  # the process's float32 matmul precision before train.tf32
         self._streak = self._worst_streak = torch.zeros((), dtype=torch.int32)
         self._host_synced = True
         self._locks: List[Any] = []
@@ -285,6 +287,11 @@ class Recipe:
         if config.train.strategy == "fsdp":  # the frozen base sharded across the ranks, which now run in lockstep
             shard(self.model, self._device, self.group.world)
             self.group.lockstep = True
+        elif self.picks and self.picks.get("denseBase"):  # the 4-bit weights dequantized once (dense_base.py)
+            dequantize_base(self.model)
+        if self._device.type == "cuda":  # the fp32 LoRA products on TF32 tensor cores (restored by cleanup)
+            self._matmul_precision = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("high" if config.train.tf32 else "highest")
         self._compiled = compiles(config, self._device.type == "cuda")
         if self._compiled:
             compile_layers(self.model)
@@ -440,7 +447,7 @@ class Recipe:
             self._compiled = False
             self._graphs = None  # recorded from the compiled layers
             if self.picks is not None:
-                self.picks["compile"] = False
+                self.picks["compile"] = self.picks["cudaGraphs"] = False
             self.optimizer.zero_grad(set_to_none=True)
             self._order.epoch, self._order.index = snapshot.epoch, snapshot.batch_index
             restore_rng(snapshot.rng)
@@ -563,7 +570,8 @@ class Recipe:
                 + f"micro_batch_size {p.get('microBatchSize')}, gradient checkpointing "
                 f"{'on' if p.get('gradientCheckpointing') else 'off'}, up to {p.get('tokensPerPass'):,} tokens per "
                 f"forward pass, torch.compile {'on' if p.get('compile') else 'off'}, CUDA graphs "
-                f"{'on' if p.get('cudaGraphs') else 'off'} ({p.get('reason')})")
+                f"{'on' if p.get('cudaGraphs') else 'off'}, dense base {'on' if p.get('denseBase') else 'off'} "
+                f"({p.get('reason')})")
 
     def _batch(self, rows: List[int]) -> Batch:
         train_rows = self._data().train
@@ -663,6 +671,9 @@ class Recipe:
     def cleanup(self) -> None:
         """Drop the model and optimizer so a long-lived engine gives the GPU memory back."""
         self.model = self.optimizer = self.scheduler = None
+        if self._matmul_precision is not None:
+            torch.set_float32_matmul_precision(self._matmul_precision)
+            self._matmul_precision = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

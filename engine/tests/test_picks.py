@@ -71,9 +71,9 @@ def test_auto_micro_batch_fills_the_pass():
 
 
 def test_explicit_settings_are_kept(tutorial):
-    config = phi2(gradient_checkpointing=True, tokens_per_pass=4096, micro_batch_size=2)
+    config = phi2(gradient_checkpointing=True, tokens_per_pass=4096, micro_batch_size=2, dense_base=False)
     picks = pick(config, 139 * GiB)
-    assert {k: v for k, v in picks.items() if k not in ("compile", "cudaGraphs")} == {
+    assert {k: v for k, v in picks.items() if k not in ("compile", "cudaGraphs", "denseBase")} == {
         "microBatchSize": 2, "gradientCheckpointing": True, "tokensPerPass": 4096, "strategy": "ddp",
         "reason": "as configured"}
     assert pick(phi2(compile=False), 139 * GiB)["compile"] is False
@@ -185,3 +185,17 @@ def test_fsdp_plans_one_gpu_share_of_the_base(tutorial):
     assert whole.sharded(4).peak(2048, True)[0] < whole.sharded(2).peak(2048, True)[0]
     # loading (before sharding) holds the whole base on every GPU
     assert whole.load_bytes() == one["quantized linear weights"] + one["other base weights"]
+
+
+def test_dense_base_is_picked_when_the_dequantized_weights_leave_half_the_gpu_free(tutorial):
+    big = pick(phi2(), 139 * GiB)
+    assert big["denseBase"] is True and "dense base on" in big["reason"]
+    assert pick(phi2(), 22 * GiB)["denseBase"] is True  # the tutorial's step on a 24 GB card: ~7.8 GiB with it
+    small = pick(phi2(), 12 * GiB)  # a 12 GB card: the 4-bit weights stay 4-bit
+    assert small["denseBase"] is False and "dense base off" in small["reason"]
+    assert pick(phi2(dense_base=False), 139 * GiB)["denseBase"] is False
+    assert pick(phi2(dense_base=True), 12 * GiB)["denseBase"] is True  # as asked, whatever the plan says
+    assert pick(phi2(), None)["denseBase"] is False  # never on a CPU
+    model = Model(phi2())
+    extra = model.densified().peak(2048, False)[0] - model.peak(2048, False)[0]
+    assert 3.5 * GiB < extra < 4.5 * GiB  # Phi-2's 2.5e9 linear weights at 2 B instead of ~0.53 B

@@ -172,7 +172,7 @@ describe('CodeLens', () => {
         ],
         device: { index: 0, name: 'NVIDIA H100', totalMemory: 80 * 2 ** 30, freeMemory: 79 * 2 ** 30, capability: [9, 0], bf16: true },
         fits: true,
-        picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 2048, compile: false, cudaGraphs: false, strategy: 'ddp', reason: 'as configured' },
+        picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 2048, compile: false, cudaGraphs: false, denseBase: false, strategy: 'ddp', reason: 'as configured' },
         devices: 1,
       };
     };

@@ -20,14 +20,14 @@ const plan = (strategy: 'ddp' | 'fsdp', extra: Partial<TrainPlanResult> = {}): T
   terms: [{ name: 'linear weights (sharded)', bytes: 20 * GiB, detail: 'd' }],
   device: gpu,
   fits: true,
-  picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 2048, compile: false, cudaGraphs: false, strategy, reason: 'r' },
+  picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 2048, compile: false, cudaGraphs: false, denseBase: false, strategy, reason: 'r' },
   devices: 2,
   ...extra,
 });
 
 it('plan over two devices: the strategy picked, the FSDP line, and the load that must fit too', () => {
   const fsdp = formatPlan(plan('fsdp', { loadBytes: 38 * GiB }), config, 'x');
-  assert.match(fsdp, /compile false, cuda_graphs false, strategy auto → fsdp \(r\)/);
+  assert.match(fsdp, /compile false, cuda_graphs false, dense_base false, strategy auto → fsdp \(r\)/);
   assert.match(fsdp, /FSDP over 2 devices \(train\.strategy fsdp\): the base model's weights are sharded 2 ways, so the peak is per GPU/);
   assert.match(fsdp, /loading: each GPU holds the whole base model \(38\.0 GiB\) before sharding it/);
   assert.match(fsdp, /GPU 0 NVIDIA H200: 79\.0 GiB free of 80\.0 GiB → fits \(39\.0 GiB to spare\)/);

@@ -108,7 +108,7 @@ describe('cli: env and plan against a GPU', () => {
     ],
     device,
     fits: device ? peak <= device.freeMemory : null,
-    picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 8192, compile: true, cudaGraphs: true, strategy: 'ddp', reason: 'as configured' },
+    picks: { microBatchSize: 1, gradientCheckpointing: true, tokensPerPass: 8192, compile: true, cudaGraphs: true, denseBase: true, strategy: 'ddp', reason: 'as configured' },
     devices: 1,
   });
 
@@ -117,7 +117,7 @@ describe('cli: env and plan against a GPU', () => {
     assert.match(fits, /^ {2}big +2\.00 GiB {2}d2\n {2}small +1\.00 GiB {2}d1$/m);
     assert.match(fits, /peak, gradient checkpointing on \(configured\) +6\.00 GiB/);
     assert.match(fits, /up to 8,192 tokens per forward pass/);
-    assert.match(fits, /settings: micro_batch_size 1, gradient_checkpointing true, compile true, cuda_graphs true \(as configured\)/);
+    assert.match(fits, /settings: micro_batch_size 1, gradient_checkpointing true, compile true, cuda_graphs true, dense_base true \(as configured\)/);
     assert.doesNotMatch(fits, /data parallel/);
     assert.match(formatPlan({ ...plan(6 * GiB, gpu), devices: 4 }, config, 'phi-2.yaml'), /data parallel over 4 devices \(train\.devices\): each holds the whole model, so the peak is per GPU/);
     const picked = formatPlan(plan(6 * GiB, gpu), { ...config, train: { ...config.train, gradient_checkpointing: 'auto' } }, 'x');
@@ -378,7 +378,7 @@ describe('cli env / plan / runs (fake engine)', () => {
     // The config leaves gradient_checkpointing at "auto"; the (fake) engine picked it off.
     assert.match(r.stdout, /peak, gradient checkpointing on +2\.00 KiB/);
     assert.match(r.stdout, /peak, gradient checkpointing off \(picked\) +4\.00 KiB/);
-    assert.match(r.stdout, /settings: micro_batch_size 1, gradient_checkpointing auto → false, compile auto → false, cuda_graphs auto → false \(no GPU: checkpointing off\)/);
+    assert.match(r.stdout, /settings: micro_batch_size 1, gradient_checkpointing auto → false, compile auto → false, cuda_graphs auto → false, dense_base auto → false \(no GPU: checkpointing off\)/);
     assert.match(r.stdout, /no GPU detected/);
     const json = await cli(['plan', config, '--json']);
     assert.equal((JSON.parse(json.stdout) as { peakBytesWithoutCheckpointing: number }).peakBytesWithoutCheckpointing, 4096);

@@ -78,7 +78,7 @@ export function formatPlan(plan: TrainPlanResult, config: ResolvedConfig, name: 
     `  parameters: ${formatCount(plan.baseParameters)} base (frozen), ${formatCount(plan.loraParameters)} LoRA (trained)`,
     `  settings: micro_batch_size ${auto(t.micro_batch_size)}${p.microBatchSize}, gradient_checkpointing ` +
       `${auto(t.gradient_checkpointing)}${p.gradientCheckpointing}, compile ${auto(t.compile)}${p.compile}, ` +
-      `cuda_graphs ${auto(t.cuda_graphs)}${p.cudaGraphs}` +
+      `cuda_graphs ${auto(t.cuda_graphs)}${p.cudaGraphs}, dense_base ${auto(t.dense_base)}${p.denseBase}` +
       (plan.devices > 1 ? `, strategy ${auto(t.strategy)}${p.strategy}` : '') + ` (${p.reason})`,
     '',
   ];
