@@ -119,11 +119,11 @@ def test_resume_keeps_the_picked_micro_batch_size(ws, monkeypatch):
     from qlora_engine import plan, recipe as recipe_module
 
     def resolving_to(size):
-        def resolve(config, free):
+        def resolve(config, free, devices=1):
             import dataclasses
             if config.train.micro_batch_size == "auto":
                 config = dataclasses.replace(config, train=dataclasses.replace(config.train, micro_batch_size=size))
-            return plan.resolve(config, free)
+            return plan.resolve(config, free, devices)
         return resolve
 
     base = resume_config(ws)
