@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as L from '../../protocol/lsp';
 import { loadConfig } from '../../server/src/config/load';
-import { bindChatInput, bindInput, runForGeneration } from '../../server/src/jobs/generate';
+import { runForGeneration } from '../../server/src/jobs/generate';
+import { bindChatInput, bindInput } from '../../server/src/summarize/input';
 import { JobManager } from '../../server/src/jobs/index';
 import { launchFakeEngine, repo, tempDir, waitFor } from '../support/helpers';
 
