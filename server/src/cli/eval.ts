@@ -14,12 +14,11 @@ import { writeReport, type EvalSplit } from '../eval/report';
 import {
   ExitCode,
   failureJson,
-  formatEngineError,
-  locateEngineError,
   openEngine,
   parseCommandArgs,
   reportConfigErrors,
   reportFailure,
+  reportInputError,
   UsageError,
   writeJson,
   type CliContext,
@@ -95,13 +94,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   const json = values.json === true;
   const view: EvalView = json ? new JsonEvalView(ctx.stdout) : new TextEvalView(ctx.stdout, ctx.cwd);
   let configFile: string | null = null;
-  const fail = (error: EvalInputError): number => {
-    const located = locateEngineError({ message: error.message, file: error.file ?? undefined, line: error.line || undefined, field: error.field ?? undefined }, configFile ?? undefined);
-    if (!located.file && configFile && error.field && /^(data|eval|template|chat_template)\b/.test(error.field)) located.file = configFile;
-    ctx.stderr.write(`${formatEngineError(located, ctx.cwd)}\n`);
-    if (json) writeJson(ctx.stdout, { event: 'error', ...located });
-    return ExitCode.BadInput;
-  };
+  const fail = (error: EvalInputError): number => reportInputError(error, ctx, configFile, json);
 
   let prepared: PreparedEvaluation;
   try {

@@ -13,6 +13,7 @@ import { planCommand } from './plan';
 import { pullCommand } from './pull';
 import { ROUGE_SUMMARY, ROUGE_USAGE, rougeCommand } from './rouge';
 import { runsCommand } from './runs';
+import { summarizeCommand } from './summarize';
 import { trainCommand } from './train';
 
 const rouge: Command = {
@@ -22,7 +23,7 @@ const rouge: Command = {
   run: (args, ctx) => rougeCommand(args, ctx),
 };
 
-export const commands: readonly Command[] = [trainCommand, evalCommand, exportCommand, planCommand, importCommand, pullCommand, envCommand, runsCommand, lintCommand, rouge];
+export const commands: readonly Command[] = [trainCommand, evalCommand, summarizeCommand, exportCommand, planCommand, importCommand, pullCommand, envCommand, runsCommand, lintCommand, rouge];
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

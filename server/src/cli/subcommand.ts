@@ -11,6 +11,7 @@ import { PythonNotFoundError } from '../engine-client/python';
 import { EngineError } from '../engine-client/rpc';
 import type { Disposable } from '../engine-client/rpc';
 import { EngineCrashedError, EngineSupervisor } from '../engine-client/supervise';
+import type { EvalInputError } from '../eval/records';
 import type { Output } from './output';
 
 export const ExitCode = { Ok: 0, Failed: 1, BadInput: 2, Cancelled: 130 } as const;
@@ -25,12 +26,19 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   stdout: Output;
   stderr: Output;
+  /** What `summarize` reads when given no file (`-`, or a pipe); process.stdin satisfies it, tests pass a Readable. */
+  stdin?: Input;
   signals: SignalSource;
   /**
    * The engine to use. Default: a new supervisor per command, shut down when the command ends. Tests pass a
    * shared one (`owned: false`) so several commands reuse one engine process.
    */
   engine?: (options: { python: string | undefined }) => { supervisor: EngineSupervisor; owned: boolean };
+}
+
+/** Text piped in. */
+export interface Input extends AsyncIterable<string | Buffer> {
+  isTTY?: boolean;
 }
 
 export interface Command {
@@ -43,7 +51,7 @@ export interface Command {
 }
 
 export function processContext(): CliContext {
-  return { cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signals: process };
+  return { cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, signals: process };
 }
 
 export class UsageError extends Error {
@@ -138,6 +146,19 @@ export function reportFailure(error: unknown, ctx: CliContext, configFile?: stri
   }
   ctx.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
   return ExitCode.Failed;
+}
+
+/**
+ * Prints an input problem found before the engine is asked (an adapter folder, a data split, the text to summarize)
+ * as `file:line field: message`; with --json also as an error event. A config field without a file of its own is
+ * pointed at the config. Returns exit 2.
+ */
+export function reportInputError(error: EvalInputError, ctx: CliContext, configFile: string | null, json: boolean): number {
+  const located = locateEngineError({ message: error.message, file: error.file ?? undefined, line: error.line || undefined, field: error.field ?? undefined }, configFile ?? undefined);
+  if (!located.file && configFile && error.field && /^(data|eval|template|chat_template)\b/.test(error.field)) located.file = configFile;
+  ctx.stderr.write(`${formatEngineError(located, ctx.cwd)}\n`);
+  if (json) writeJson(ctx.stdout, { event: 'error', ...located });
+  return ExitCode.BadInput;
 }
 
 /** Prints config errors (`file:line:col field: message`; with --json also an error event each); returns exit 2. */
