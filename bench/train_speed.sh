@@ -5,10 +5,11 @@
 # Needs: CUDA, torch + transformers + peft, bitsandbytes on PYTHONPATH (.carry/site), the split in .carry/data
 # (or BENCH_TRAIN / BENCH_VALIDATION).
 # Usage: bench/train_speed.sh OUT_DIR [parts...]   parts: reference stock legacy-tutorial tutorial ... (engine_speed.py)
+#        ENGINE_ARGS="--steps 997" bench/train_speed.sh OUT reference tutorial-defaults   (the tutorial's 1000 steps)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?output folder}; shift
-parts=${*:-reference stock legacy-tutorial tutorial tutorial-fused tutorial-compile packed packed-compile packed-22GiB}
+parts=${*:-reference stock tutorial-compile tutorial-defaults packed-compile packed-defaults packed-22GiB}
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.carry/site:$PWD/engine:${PYTHONPATH:-}"
 train=${BENCH_TRAIN:-.carry/data/dialogsum.train.jsonl}
 validation=${BENCH_VALIDATION:-.carry/data/dialogsum.dev.jsonl}
@@ -23,7 +24,7 @@ for part in $parts; do
     stock) for args in "--batch 4 --seq 2048" "--batch 8 --seq 2048 --checkpointing"; do
              python3 bench/stock_loop.py "$model" $args >>"$out/$part.json" 2>>"$out/$part.log"; done ;;
     *) python3 bench/engine_speed.py --model "$model" --train "$train" --validation "$validation" --variant "$part" \
-         >"$out/$part.json" 2>"$out/$part.log" ;;
+         ${ENGINE_ARGS:-} >"$out/$part.json" 2>"$out/$part.log" ;;
   esac
   echo "exit $?"; grep -v "Loading weights" "$out/$part.log" | tail -2 | cut -c1-300
 done
