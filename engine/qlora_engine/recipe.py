@@ -59,7 +59,7 @@ from .order import DataOrder, steps_for_epochs, token_loss_sum
 from .isolation import verify_packing
 from .packing import mask_dtype
 from .passes import pad_to_bucket, pass_loss_sum, rows_targets, step_targets, verify_passes
-from .step_graphs import NotRecordable, StepGraphs
+from .step_graphs import MAX_TOKENS as GRAPH_MAX_TOKENS, NotRecordable, StepGraphs
 from .dense_base import dequantize_base
 from .plan import resolve
 from . import varlen
@@ -494,9 +494,11 @@ class Recipe:
         return total, sum(len(r) for r in rows)
 
     def _graph_backward(self, batch: Any, targets: int, total: torch.Tensor) -> bool:
-        """The pass through a CUDA graph (its loss added to total); False, with graphs off for the rest of the
-        run, when it cannot be recorded."""
+        """The pass through a CUDA graph (its loss added to total); False for a pass too long to gain from one,
+        and, with graphs off for the rest of the run, when it cannot be recorded."""
         assert self._graphs is not None
+        if batch.tokens > GRAPH_MAX_TOKENS:
+            return False
         try:
             total += self._graphs.backward(pad_to_bucket(batch), targets)
             return True

@@ -39,6 +39,11 @@ def records_graphs(config: Config, cuda: bool, checkpointing: bool) -> bool:
     return train.cuda_graphs is True or train.cuda_graphs == "auto"
 
 
+# Passes longer than this run eagerly: they keep the GPU busy on their own (a packed 8,192-token pass: 0.2 s of
+# kernels), so a replay would save little, and their graphs would hold the largest activations reserved.
+MAX_TOKENS = 4096
+
+
 class NotRecordable(RuntimeError):
     """The pass could not be recorded as a CUDA graph; the message says why."""
 
