@@ -17,6 +17,7 @@ import {
   dashboardFrame,
   enginePython,
   launch,
+  baseSettings,
   log,
   openFile,
   packageVsix,
@@ -111,22 +112,6 @@ function prepare(): { tools: Tools; vsix: string } {
   log(`packaged ${path.relative(root, vsix)} (${(fs.statSync(vsix).size / 1024).toFixed(0)} KiB)`);
   return (prepared = { tools, vsix });
 }
-
-const baseSettings = {
-  'workbench.colorTheme': 'Dark Modern',
-  'workbench.startupEditor': 'none',
-  'workbench.tips.enabled': false,
-  'workbench.enableExperiments': false,
-  'telemetry.telemetryLevel': 'off',
-  'extensions.autoCheckUpdates': false,
-  'extensions.autoUpdate': false,
-  'extensions.ignoreRecommendations': true,
-  'security.workspace.trust.enabled': false,
-  'window.restoreWindows': 'none',
-  'workbench.secondarySideBar.defaultVisibility': 'hidden',
-  'chat.disableAIFeatures': true,
-  'files.exclude': { models: true },
-};
 
 describe('QLoRA Studio in code-server', { timeout: 25 * 60_000 }, () => {
   let session: Session;

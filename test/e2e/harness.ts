@@ -85,6 +85,23 @@ export interface LaunchOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** A quiet code-server profile: no tips, updates, telemetry, trust prompt or chat; the test models hidden. */
+export const baseSettings = {
+  'workbench.colorTheme': 'Dark Modern',
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.enableExperiments': false,
+  'telemetry.telemetryLevel': 'off',
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'extensions.ignoreRecommendations': true,
+  'security.workspace.trust.enabled': false,
+  'window.restoreWindows': 'none',
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  'chat.disableAIFeatures': true,
+  'files.exclude': { models: true },
+};
+
 export async function launch(tools: Tools, vsix: string, workspace: string, settings: Record<string, unknown>, options: LaunchOptions = {}): Promise<Session> {
   const base = options.base ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qlora-e2e-'));
   const extensions = path.join(base, 'extensions');

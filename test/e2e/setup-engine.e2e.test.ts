@@ -10,24 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { launch, log, openFile, packageVsix, root, runCommand, screenshot, setupTools, waitFor, type Session, type Tools } from './harness';
+import { baseSettings, launch, log, openFile, packageVsix, root, runCommand, screenshot, setupTools, waitFor, type Session, type Tools } from './harness';
 
 const ExtensionId = 'qlora-studio.qlora-studio';
 
-const settings = {
-  'workbench.colorTheme': 'Dark Modern',
-  'workbench.startupEditor': 'none',
-  'workbench.tips.enabled': false,
-  'telemetry.telemetryLevel': 'off',
-  'extensions.autoCheckUpdates': false,
-  'extensions.autoUpdate': false,
-  'extensions.ignoreRecommendations': true,
-  'security.workspace.trust.enabled': false,
-  'window.restoreWindows': 'none',
-  'workbench.secondarySideBar.defaultVisibility': 'hidden',
-  'chat.disableAIFeatures': true,
-  'files.exclude': { models: true },
-};
 /** No interpreter from outside: the extension must find the one it set up. */
 const cleanEnv = { QLORA_STUDIO_PYTHON: undefined, QLORA_STUDIO_VENV: undefined, VIRTUAL_ENV: undefined };
 
@@ -83,7 +69,7 @@ describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000,
     tools = setupTools();
     vsix = packageVsix();
     workspace = makeWorkspace();
-    session = await launch(tools, vsix, workspace, settings, { env: cleanEnv });
+    session = await launch(tools, vsix, workspace, baseSettings, { env: cleanEnv });
     venv = path.join(session.base, 'data', 'User', 'globalStorage', ExtensionId, 'engine-env');
     extensionFolder = path.join(session.base, 'extensions', fs.readdirSync(path.join(session.base, 'extensions')).find((n) => n.startsWith(ExtensionId))!);
   });
@@ -160,7 +146,7 @@ describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000,
     const torchDir = fs.readdirSync(path.join(venv, 'lib')).map((d) => path.join(venv, 'lib', d, 'site-packages', 'torch')).find((d) => fs.existsSync(d))!;
     const before = { stamp: fs.statSync(stamp).mtimeMs, torch: fs.statSync(torchDir).ino };
     await session.close(true);
-    session = await launch(tools, vsix, workspace, settings, { env: cleanEnv, base: session.base });
+    session = await launch(tools, vsix, workspace, baseSettings, { env: cleanEnv, base: session.base });
     assert.deepEqual({ stamp: fs.statSync(stamp).mtimeMs, torch: fs.statSync(torchDir).ino }, before, 'the same environment, untouched');
     // The memory estimate lens asks the engine: it starts on the environment in global storage.
     await openFile(session.page, 'tiny.yaml');
