@@ -29,6 +29,11 @@ from qlora_engine.recipe import Recipe  # noqa: E402
 GIB = 1 << 30
 PEAK_FLOPS = 790e12  # bf16 dense matrix rate measured on an H200 here (KINDS.md); the issue's ceilings use it
 
+# The engine's speed switches: off in tutorial_config, so a variant runs exactly what its name says; the "-defaults"
+# variants (and packed-22GiB, which checks that auto still trains on a 24 GB card) take today's defaults.
+SPEED_OFF = {"compile": False, "cuda_graphs": False, "dense_base": False, "tf32": False}
+DEFAULTS = {"compile": "auto", "cuda_graphs": "auto", "dense_base": "auto", "tf32": True}
+
 # name -> (overrides of the tutorial config, timed steps)
 VARIANTS = {
     # today's engine before token batching, as it ran the tutorial: fp16 compute, fp32 upcast, one padded pass per
@@ -38,9 +43,9 @@ VARIANTS = {
     "tutorial-fp16": ({"compute_dtype": "float16"}, 60),
     "tutorial": ({}, 100),
     "tutorial-fused": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
-    "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": False}}, 100),
-    # today's defaults on the tutorial's records (fused AdamW, compile, CUDA graphs, dense base, TF32: all auto)
-    "tutorial-defaults": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
+    "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True}}, 100),
+    # today's defaults on the tutorial's records (fused AdamW; compile, CUDA graphs, dense base and TF32 as picked)
+    "tutorial-defaults": ({"train": {"optimizer": "adamw_torch_fused", **DEFAULTS}}, 100),
     "tutorial-graphs": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 100),
     "tutorial-graphs-eager": ({"train": {"optimizer": "adamw_torch_fused", "compile": False, "cuda_graphs": True}},
                               100),
@@ -49,19 +54,19 @@ VARIANTS = {
                           "optimizer": "adamw_torch_fused"}}, 16),
     "packed-compile": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                         "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
-                                  "optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": False}}, 16),
+                                  "optimizer": "adamw_torch_fused", "compile": True}}, 16),
     "packed-graphs": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                        "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
                                  "optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 16),
     "packed-defaults": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                          "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
-                                   "optimizer": "adamw_torch_fused"}}, 16),
+                                   "optimizer": "adamw_torch_fused", **DEFAULTS}}, 16),
     "packed-ckpt": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                      "train": {"micro_batch_size": 8, "gradient_accumulation": 1, "gradient_checkpointing": True,
                                "optimizer": "adamw_torch_fused"}}, 12),
     "packed-22GiB": ({"packing": True, "loss_on": "response", "template": "SAMPLE",
                       "train": {"micro_batch_size": "auto", "gradient_accumulation": 1,
-                                "optimizer": "adamw_torch_fused"}}, 16),
+                                "optimizer": "adamw_torch_fused", **DEFAULTS}}, 16),
 }
 
 
@@ -77,7 +82,7 @@ def tutorial_config(model: str, train: str, validation: str) -> dict:
         "train": {**{k: v.get("default") for k, v in schema["properties"]["train"]["properties"].items()},
                   "max_steps": 1000, "micro_batch_size": 1, "gradient_accumulation": 4, "learning_rate": 2e-4,
                   "lr_scheduler": "linear", "warmup_steps": 1, "optimizer": "paged_adamw_8bit",
-                  "eval_every": 25, "eval_batches": 50, "save_every": 25, "log_every": 25},
+                  "eval_every": 25, "eval_batches": 50, "save_every": 25, "log_every": 25, **SPEED_OFF},
     }
 
 
@@ -86,32 +91,6 @@ def merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def dense_base(model) -> int:
-    """Experiment (--dense-base): every 4-bit linear replaced by its weights dequantized once, in the compute dtype
-    (the same values bitsandbytes dequantizes on every pass, the same casts). Returns how many were replaced."""
-    import bitsandbytes as bnb
-    import bitsandbytes.functional as bnbf
-
-    class DenseLinear(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.register_buffer("weight", bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state)
-                                 .to(m.compute_dtype), persistent=False)
-            self.register_buffer("bias", None if m.bias is None else m.bias.data.to(m.compute_dtype), persistent=False)
-
-        def forward(self, x):
-            return torch.nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
-
-    count = 0
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, bnb.nn.Linear4bit):
-                setattr(module, name, DenseLinear(child))
-                count += 1
-    torch.cuda.empty_cache()
-    return count
 
 
 def main() -> None:
@@ -124,21 +103,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--set", action="append", default=[], help="config override KEY=JSON (dotted key), repeatable")
     p.add_argument("--inductor", action="append", default=[], help="torch._inductor.config KEY=JSON, repeatable")
-    p.add_argument("--patch", action="append", default=[], help="qlora_engine MODULE.NAME=JSON, repeatable")
-    p.add_argument("--tf32", action="store_true", help="TF32 for fp32 matrix products (the LoRA weights' own)")
-    p.add_argument("--dense-base", action="store_true", help="experiment: train on the 4-bit weights dequantized once")
+    p.add_argument("--tf32", action="store_true", help="train.tf32: TF32 for the fp32 LoRA products")
+    p.add_argument("--dense-base", action="store_true", help="train.dense_base: the 4-bit weights dequantized once")
     a = p.parse_args()
-    for item in a.patch:
-        import importlib
-        key, value = item.split("=", 1)
-        module, name = key.rsplit(".", 1)
-        setattr(importlib.import_module(f"qlora_engine.{module}"), name, json.loads(value))
-    if a.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
     overrides, steps = VARIANTS[a.variant]
     steps = a.steps or steps
     cfg = merge(tutorial_config(str(Path(a.model).resolve()), str(Path(a.train).resolve()),
                                 str(Path(a.validation).resolve())), overrides)
+    if a.tf32:
+        cfg["train"]["tf32"] = True
+    if a.dense_base:
+        cfg["train"]["dense_base"] = True
     for item in a.set:
         key, value = item.split("=", 1)
         *parents, leaf = key.split(".")
@@ -166,8 +141,6 @@ def main() -> None:
         data_s = time.perf_counter() - t
         t = time.perf_counter()
         recipe.setup()
-        if a.dense_base:
-            print(f"dense base: {dense_base(recipe.model)} 4-bit linears replaced", file=sys.stderr)
         load_s = time.perf_counter() - t
         recipe.model.train()
         step_losses = []
@@ -209,7 +182,7 @@ def main() -> None:
     step_s = wall / steps
     flops_per_token = 4 * base  # frozen base: forward 2N + input gradients 2N; recompute and LoRA not counted
     print(json.dumps({
-        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor, *a.patch, *(["tf32"] if a.tf32 else []),
+        "stack": "engine", "variant": " ".join([a.variant, *a.set, *a.inductor, *(["tf32"] if a.tf32 else []),
                                               *(["dense-base"] if a.dense_base else [])]),
         "device": torch.cuda.get_device_name(0), "steps": steps,
         "data": summary, "picks": picks, "step_s_mean": step_s, "step_s_median": statistics.median(times),

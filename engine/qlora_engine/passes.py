@@ -71,32 +71,33 @@ def records_of(rows: Iterable[Sequence]) -> List[Tuple[List[int], List[int]]]:
     return out
 
 
+def _next_fit(lengths: Iterable[int], budget: int) -> List[int]:
+    """How many consecutive records each pass takes: a pass takes records while their total stays within `budget`
+    tokens (a record longer than the budget gets a pass of its own)."""
+    sizes: List[int] = []
+    total = 0
+    for length in lengths:
+        if not sizes or total + length > budget:
+            sizes.append(0)
+            total = 0
+        sizes[-1] += 1
+        total += length
+    return sizes
+
+
 def plan_passes(rows: Seq[Sequence], budget: int) -> List[Pass]:
-    """Next-fit in order: a pass takes records while their total stays within `budget` tokens (a record longer
-    than the budget gets a pass of its own)."""
-    passes: List[Pass] = []
-    group: List[Tuple[List[int], List[int]]] = []
-    size = 0
-    for record in records_of(rows):
-        if group and size + len(record[0]) > budget:
-            passes.append(_build(group))
-            group, size = [], 0
-        group.append(record)
-        size += len(record[0])
-    if group:
-        passes.append(_build(group))
+    """The rows' records, in order, in passes of at most `budget` tokens (_next_fit)."""
+    records = records_of(rows)
+    passes, start = [], 0
+    for size in _next_fit((len(ids) for ids, _ in records), budget):
+        passes.append(_build(records[start:start + size]))
+        start += size
     return passes
 
 
 def count_passes(rows: Seq[Sequence], budget: int) -> int:
     """len(plan_passes(rows, budget)), from the records' lengths alone."""
-    count, size = 0, 0
-    for row in rows:
-        for length in row.lengths:
-            if count == 0 or size + length > budget:
-                count, size = count + 1, 0
-            size += length
-    return count
+    return len(_next_fit((length for row in rows for length in row.lengths), budget))
 
 
 def empty_pass() -> Pass:
@@ -143,8 +144,8 @@ def pad_to_bucket(batch: Pass) -> Pass:
     """The same records and targets in a shape shared by many passes, as a CUDA graph needs (one is recorded per
     shape): a filler record of token 0 (positions from 0, no targets; varlen attention keeps it apart) brings the
     tokens up to bucket(tokens); empty records bring cu_seqlens to a multiple of SLOTS entries; the trained positions
-    are padded to bucket(P) (or the padded length when nearly all are trained) with IGNORE targets (cross-entropy skips them); max_len becomes the padded length (the
-    attention kernel needs only an upper bound)."""
+    are padded to bucket(P) (or the padded length when nearly all are trained) with IGNORE targets (cross-entropy
+    skips them); max_len becomes the padded length (the attention kernel needs only an upper bound)."""
     real = batch.tokens
     total = bucket(real)
     fill = total - real

@@ -295,7 +295,7 @@ class Recipe:
         self._compiled = compiles(config, self._device.type == "cuda")
         if self._compiled:
             compile_layers(self.model)
-        graphs = bool(self.picks and self.picks.get("cudaGraphs")) and self._device.type == "cuda"
+        graphs = bool(self.picks and self.picks.get("cudaGraphs"))  # picked only with CUDA
         vocab = self.model.get_input_embeddings().weight.shape[0]
         if config.train.token_batching:
             verify_passes(self.model, vocab, self._device, padded=graphs)

@@ -117,6 +117,6 @@ class StepGraphs:
                 loss.backward()
                 loss = loss.detach()
         except Exception as exc:  # the capture is discarded; nothing ran, so the gradients are as they were
-            raise NotRecordable(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc) else ''}") \
-                from exc
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise NotRecordable(f"{type(exc).__name__}: {first}") from exc
         return _Graph(graph, inputs, targets, loss)
