@@ -14,6 +14,7 @@ import { writeReport, type EvalSplit } from '../eval/report';
 import {
   ExitCode,
   failureJson,
+  Interrupts,
   openEngine,
   parseCommandArgs,
   reportConfigErrors,
@@ -121,18 +122,6 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   }
 
   const { supervisor, owned } = openEngine(ctx, values.python);
-  const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      view.note('Cancelling after the batch in flight... (Ctrl-C again stops the engine now)');
-      abort.abort();
-    } else {
-      view.note('Stopping the engine.');
-      supervisor.kill();
-    }
-  };
   const stderr = supervisor.onStderr((line) => {
     if (values.verbose) ctx.stderr.write(`${line}\n`);
   });
@@ -142,17 +131,17 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
     downloading = p.download.bytesDone < p.download.bytesTotal ? p.download : null;
     view.download(p.download);
   });
-  ctx.signals.on('SIGINT', onSigint);
+  const interrupts = new Interrupts(ctx, supervisor, (message) => view.note(message), 'Cancelling after the batch in flight...');
   try {
     view.started(prepared);
     if (!supervisor.running && !json) view.note('Starting the engine...');
-    const report = await runEvaluation(prepared, (params, signal) => supervisor.request(Generate, params, signal), (p) => view.progress(p), abort.signal);
+    const report = await runEvaluation(prepared, (params, signal) => supervisor.request(Generate, params, signal), (p) => view.progress(p), interrupts.signal);
     const files = writeReport(prepared.outDir, report);
     view.finished(report, files);
     return ExitCode.Ok;
   } catch (error) {
     view.stopped();
-    if (error instanceof EvalCancelledError || interrupts > 0) {
+    if (error instanceof EvalCancelledError || interrupts.count > 0) {
       if (json) writeJson(ctx.stdout, { event: 'end', status: 'cancelled' });
       else ctx.stderr.write(`Cancelled; no report written.${downloading ? ` ${downloadKept(downloading)}` : ''}\n`);
       return ExitCode.Cancelled;
@@ -161,7 +150,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
     if (json) writeJson(ctx.stdout, failureJson(error, configFile ?? undefined));
     return reportFailure(error, ctx, configFile ?? undefined);
   } finally {
-    ctx.signals.off('SIGINT', onSigint);
+    interrupts.dispose();
     stderr.dispose();
     download.dispose();
     if (owned) await supervisor.shutdown();

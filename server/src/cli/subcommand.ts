@@ -73,6 +73,44 @@ export function openEngine(ctx: CliContext, python: string | undefined): { super
   return { supervisor, owned: true };
 }
 
+/**
+ * Ctrl-C while a command waits on engine requests (eval, summarize): the first aborts them through `signal` (the
+ * engine stops at its next check and a download keeps what arrived), a second kills the engine. Listens from
+ * construction to `dispose`.
+ */
+export class Interrupts {
+  private readonly abort = new AbortController();
+  count = 0;
+
+  constructor(
+    private readonly ctx: CliContext,
+    private readonly supervisor: EngineSupervisor,
+    private readonly note: (message: string) => void,
+    private readonly cancelling: string,
+  ) {
+    ctx.signals.on('SIGINT', this.onSigint);
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  dispose(): void {
+    this.ctx.signals.off('SIGINT', this.onSigint);
+  }
+
+  private readonly onSigint = (): void => {
+    this.count++;
+    if (this.count === 1) {
+      this.note(`${this.cancelling} (Ctrl-C again stops the engine now)`);
+      this.abort.abort();
+    } else {
+      this.note('Stopping the engine.');
+      this.supervisor.kill();
+    }
+  };
+}
+
 /** Where an engine error points: file, line and (when known) column, plus the field. */
 export interface ErrorLocation {
   message: string;

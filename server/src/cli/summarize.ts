@@ -20,6 +20,7 @@ import { downloadKept, ProgressLine } from './output';
 import {
   ExitCode,
   failureJson,
+  Interrupts,
   openEngine,
   parseCommandArgs,
   reportConfigErrors,
@@ -164,22 +165,10 @@ async function summarizeWithEngine(p: Prepared, ctx: CliContext, o: { json: bool
     if (streaming) view.interrupt();
     bar.log(message);
   };
-  const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      note('Cancelling... (Ctrl-C again stops the engine now)');
-      abort.abort();
-    } else {
-      note('Stopping the engine.');
-      supervisor.kill();
-    }
-  };
   const stderr = supervisor.onStderr((line) => {
     if (o.verbose) ctx.stderr.write(`${line}\n`);
   });
-  ctx.signals.on('SIGINT', onSigint);
+  const interrupts = new Interrupts(ctx, supervisor, note, 'Cancelling...');
   try {
     if (!o.json) {
       const how = p.temperature > 0 ? `temperature ${p.temperature}, seed ${SUMMARY_SEED}` : 'greedy';
@@ -197,10 +186,10 @@ async function summarizeWithEngine(p: Prepared, ctx: CliContext, o: { json: bool
         downloading = d.bytesDone < d.bytesTotal ? d : null;
         bar.download(d);
       },
-      abort.signal,
+      interrupts.signal,
     );
     bar.done();
-    if (interrupts > 0) return cancelled(ctx, o.json, null, view, streaming);
+    if (interrupts.count > 0) return cancelled(ctx, o.json, null, view, streaming);
     const seconds = (performance.now() - started) / 1000;
     if (o.json) writeJson(ctx.stdout, summaryJson(p, summary, seconds));
     else {
@@ -210,11 +199,11 @@ async function summarizeWithEngine(p: Prepared, ctx: CliContext, o: { json: bool
     return ExitCode.Ok;
   } catch (error) {
     bar.done();
-    if (interrupts > 0) return cancelled(ctx, o.json, downloading, view, streaming);
+    if (interrupts.count > 0) return cancelled(ctx, o.json, downloading, view, streaming);
     if (o.json) writeJson(ctx.stdout, failureJson(error, p.configFile));
     return reportFailure(error, ctx, p.configFile);
   } finally {
-    ctx.signals.off('SIGINT', onSigint);
+    interrupts.dispose();
     stderr.dispose();
     if (owned) await supervisor.shutdown();
   }
