@@ -11,6 +11,22 @@ import { EngineSupervisor, type EngineSupervisorOptions } from '../../server/src
 export const repo = path.resolve(__dirname, '..', '..');
 export const fakeEnginePath = path.join(repo, 'test', 'fixtures', 'fake-engine.mjs');
 
+/**
+ * A completed run made by hand under `parent` (config.yaml, the sample's train and test splits and template, an
+ * adapter, a model folder without weights), as training leaves one: what eval and summarize jobs start from.
+ */
+export function completedRun(parent: string, name: string): string {
+  const run = path.join(parent, name);
+  fs.mkdirSync(path.join(run, 'adapter'), { recursive: true });
+  fs.mkdirSync(path.join(run, 'model'));
+  for (const f of ['train.jsonl', 'test.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples/dialogsum', f), path.join(run, f));
+  fs.writeFileSync(path.join(run, 'config.yaml'), 'model: ./model\nquantization: none\ndata: { train: train.jsonl, test: test.jsonl }\ntemplate: summarize.prompt.yaml\n');
+  fs.writeFileSync(path.join(run, 'adapter', 'adapter_config.json'), '{}');
+  fs.writeFileSync(path.join(run, 'adapter', 'adapter_model.safetensors'), '');
+  fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ runId: name, status: 'completed' }));
+  return run;
+}
+
 /** A fresh temp folder, removed by the returned cleanup. */
 export function tempDir(prefix = 'qlora-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

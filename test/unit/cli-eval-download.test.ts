@@ -8,21 +8,14 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../server/src/cli/main';
 import { ProgressLine } from '../../server/src/cli/output';
-import { Captured, cliContext, fakeSupervisor, repo, tempDir, waitFor } from '../support/helpers';
+import { Captured, cliContext, completedRun, fakeSupervisor, tempDir, waitFor } from '../support/helpers';
 
 describe('cli: eval while the base model downloads (fake engine)', () => {
   const MiB = 2 ** 20;
   let work: string;
   before(() => {
     work = tempDir('qlora-cli-download-');
-    const run = path.join(work, 'runs', 'r1');
-    fs.mkdirSync(path.join(run, 'adapter'), { recursive: true });
-    fs.mkdirSync(path.join(run, 'model'));
-    for (const f of ['train.jsonl', 'test.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples/dialogsum', f), path.join(run, f));
-    fs.writeFileSync(path.join(run, 'config.yaml'), 'model: ./model\nquantization: none\ndata: { train: train.jsonl, test: test.jsonl }\ntemplate: summarize.prompt.yaml\n');
-    fs.writeFileSync(path.join(run, 'adapter', 'adapter_config.json'), '{}');
-    fs.writeFileSync(path.join(run, 'adapter', 'adapter_model.safetensors'), '');
-    fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ runId: 'r1', status: 'completed' }));
+    completedRun(path.join(work, 'runs'), 'r1');
   });
   after(() => fs.rmSync(work, { recursive: true, force: true }));
   const adapter = (): string => path.join(work, 'runs', 'r1', 'adapter');

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../server/src/cli/main';
 import { settledText } from '../../server/src/cli/summarize-view';
 import type { EngineSupervisor } from '../../server/src/engine-client/supervise';
-import { cliContext, fakeSupervisor, repo, tempDir, waitFor } from '../support/helpers';
+import { cliContext, completedRun, fakeSupervisor, tempDir, waitFor } from '../support/helpers';
 
 const DIALOGUE = '#Person1#: Are you coming tonight?\n#Person2#: Yes, at eight.';
 
@@ -22,14 +22,7 @@ const requests: Record<string, unknown>[] = [];
 
 before(() => {
   work = tempDir('qlora-cli-summarize-');
-  const run = path.join(work, 'runs', 'r1');
-  fs.mkdirSync(path.join(run, 'adapter'), { recursive: true });
-  fs.mkdirSync(path.join(run, 'model'));
-  for (const f of ['train.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples/dialogsum', f), path.join(run, f));
-  fs.writeFileSync(path.join(run, 'config.yaml'), 'model: ./model\nquantization: none\ndata: { train: train.jsonl }\ntemplate: summarize.prompt.yaml\n');
-  fs.writeFileSync(path.join(run, 'adapter', 'adapter_config.json'), '{}');
-  fs.writeFileSync(path.join(run, 'adapter', 'adapter_model.safetensors'), '');
-  fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ runId: 'r1', status: 'completed' }));
+  completedRun(path.join(work, 'runs'), 'r1');
   fs.writeFileSync(path.join(work, 'dialogue.txt'), `\uFEFF${DIALOGUE}\n\n`);
   fs.writeFileSync(path.join(work, 'empty.txt'), ' \n');
   engine = fakeSupervisor({}, { FAKE_ENGINE_STEP_MS: '5' });

@@ -8,7 +8,7 @@ import { loadConfig } from '../../server/src/config/load';
 import { runForGeneration } from '../../server/src/jobs/generate';
 import { bindChatInput, bindInput } from '../../server/src/summarize/input';
 import { JobManager } from '../../server/src/jobs/index';
-import { launchFakeEngine, repo, tempDir, waitFor } from '../support/helpers';
+import { completedRun as makeCompletedRun, launchFakeEngine, repo, tempDir, waitFor } from '../support/helpers';
 
 type Sent = { method: string; params: any };
 
@@ -157,18 +157,7 @@ describe('JobManager (fake engine)', () => {
     await jobs.dispose();
   });
 
-  /** A completed run by hand (config, data with a test split, an adapter), as training leaves one. */
-  function completedRun(name: string): string {
-    const run = path.join(dir, 'runs-download', name);
-    fs.mkdirSync(path.join(run, 'adapter'), { recursive: true });
-    fs.mkdirSync(path.join(run, 'model'));
-    for (const f of ['train.jsonl', 'test.jsonl', 'summarize.prompt.yaml']) fs.copyFileSync(path.join(repo, 'samples/dialogsum', f), path.join(run, f));
-    fs.writeFileSync(path.join(run, 'config.yaml'), 'model: ./model\nquantization: none\ndata: { train: train.jsonl, test: test.jsonl }\ntemplate: summarize.prompt.yaml\n');
-    fs.writeFileSync(path.join(run, 'adapter', 'adapter_config.json'), '{}');
-    fs.writeFileSync(path.join(run, 'adapter', 'adapter_model.safetensors'), '');
-    fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ runId: name, status: 'completed' }));
-    return run;
-  }
+  const completedRun = (name: string): string => makeCompletedRun(path.join(dir, 'runs-download'), name);
 
   it("evaluating while the base model downloads forwards its bytes for the run; cancelling stops it, the next goes on", async () => {
     const { jobs, sent } = manager({ FAKE_ENGINE_DOWNLOAD: '8', FAKE_ENGINE_STEP_MS: '40' });
