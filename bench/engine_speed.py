@@ -45,7 +45,7 @@ VARIANTS = {
     "tutorial-fused": ({"train": {"optimizer": "adamw_torch_fused"}}, 100),
     "tutorial-compile": ({"train": {"optimizer": "adamw_torch_fused", "compile": True}}, 100),
     # today's defaults on the tutorial's records (fused AdamW; compile, CUDA graphs, dense base and TF32 as picked)
-    "tutorial-defaults": ({"train": {"optimizer": "adamw_torch_fused", **DEFAULTS}}, 100),
+    "tutorial-defaults": ({"train": {"optimizer": "adamw_torch_fused", **DEFAULTS}}, 997),  # + 3 warm-ups = 1000
     "tutorial-graphs": ({"train": {"optimizer": "adamw_torch_fused", "compile": True, "cuda_graphs": True}}, 100),
     "tutorial-graphs-eager": ({"train": {"optimizer": "adamw_torch_fused", "compile": False, "cuda_graphs": True}},
                               100),

@@ -1,9 +1,10 @@
 """Generation speed (issue 11): the reference stack's `model.generate` (tutorial inference: NF4 base + PeftModel
 adapter, is_trainable=False), with transformers' dynamic cache and with its static cache (which transformers
-compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py;
-`engine` with the 4-bit weights dequantized once where the GPU has room, `engine-merged` with the adapter also
-folded into a second dense copy (opt-in), `engine-4bit` with bitsandbytes' kernels, `engine-no-graphs` the same
-loop without graphs).
+compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py):
+`engine` as it picks (4-bit weights dequantized once where the GPU has room, the adapter folded into a second dense
+copy when every row runs it, steps compiled by torch.compile before capture), and without one of those:
+`engine-uncompiled`, `engine-unmerged` (neither merged nor compiled), `engine-4bit` (bitsandbytes' kernels, neither),
+`engine-no-graphs` (the same loop run eagerly).
 
 Random Phi-2-shape weights (bench/make_random_model.py) and a random LoRA adapter: speed depends on shapes only.
 One stack per process (`--stack`), so each gets its own time limit; one JSON line per measurement:
@@ -147,9 +148,20 @@ def engine_config(model_dir: str, quantization: str) -> dict:
     }
 
 
-def engine(a, adapter: Path, graphs: bool, dense: bool | None) -> None:
+# stack -> DecodeGraphs settings that differ from the engine's picks
+ENGINE_STACKS = {
+    "engine": {},
+    "engine-uncompiled": {"compile": False},
+    "engine-unmerged": {"compile": False, "merge": False},
+    "engine-4bit": {"compile": False, "dense": False},
+    "engine-no-graphs": {"compile": False},
+}
+
+
+def engine(a, adapter: Path) -> None:
     from qlora_engine import decode
     from qlora_engine.generate import Generator
+    graphs = a.stack != "engine-no-graphs"
     if not graphs:
         decode._graphs_possible = lambda model: False
     stack = a.stack
@@ -159,10 +171,9 @@ def engine(a, adapter: Path, graphs: bool, dense: bool | None) -> None:
     generator.generate({"config": config, "adapter": str(adapter), "records": [{"dialogue": "Hi."}],
                         "maxNewTokens": 1})
     load = time.perf_counter() - t0
-    if dense is not None:
-        generator._graphs.clear()
-        generator._graphs.dense = dense
-    generator._graphs.merge = a.stack == "engine-merged"
+    generator._graphs.clear()
+    for key, value in ENGINE_STACKS[a.stack].items():
+        setattr(generator._graphs, key, value)
     texts = dialogues(a.data, generator._tokenizer, max(a.batch_list))
     for batch in a.batch_list:
         params = {"config": config, "adapter": str(adapter), "records": [{"dialogue": d} for d in texts[:batch]],
@@ -179,7 +190,7 @@ def engine(a, adapter: Path, graphs: bool, dense: bool | None) -> None:
         emit(a, stack, batch, prompt_tokens=sum(c["promptTokens"] for c in completions) / batch,
              new_tokens=sum(c["newTokens"] for c in completions), seconds=statistics.median(times),
              first_call_s=round(first, 2), load_s=round(load, 2), graphs_captured=generator._graphs.captured,
-             dense=generator._graphs.dense)
+             dense=generator._graphs.dense, merge=generator._graphs.merge, compiled=generator._graphs.compile)
     # time to first streamed text, batch 1, warm engine (median of 3)
     firsts = []
     for _ in range(3):
@@ -215,8 +226,7 @@ def emit(a, stack: str, batch: int, **values) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--stack", required=True, choices=["reference", "reference-static", "engine", "engine-merged", "engine-4bit",
-                                                   "engine-no-graphs"])
+    p.add_argument("--stack", required=True, choices=["reference", "reference-static", *ENGINE_STACKS])
     p.add_argument("--model", required=True)
     p.add_argument("--data", default=str(ROOT / "samples/dialogsum/test.jsonl"))
     p.add_argument("--batches", default="1,16,64")
@@ -234,7 +244,7 @@ def main() -> None:
     if a.stack.startswith("reference"):
         reference(a, adapter, static=a.stack == "reference-static")
     else:
-        engine(a, adapter, graphs=a.stack != "engine-no-graphs", dense=False if a.stack == "engine-4bit" else None)
+        engine(a, adapter)
 
 
 if __name__ == "__main__":

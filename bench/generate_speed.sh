@@ -5,7 +5,8 @@
 # records, base and adapter, up to 100 new tokens, batch 64) through the CLI. Phi-2 shapes, random weights.
 # Needs: CUDA, torch + transformers + peft, bitsandbytes on PYTHONPATH (.carry/site), node (.carry/node/node.xz or
 # on PATH) and a built dist/, the test split in .carry/data (or BENCH_TEST).
-# Usage: bench/generate_speed.sh OUT_DIR [parts...]   parts: reference reference-static engine engine-merged engine-4bit engine-no-graphs eval
+# Usage: bench/generate_speed.sh OUT_DIR [parts...]   parts: reference reference-static engine engine-uncompiled
+#        engine-unmerged engine-4bit engine-no-graphs eval   (BATCHES=1,16,64 for the engine and reference stacks)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:?output folder}"); shift
@@ -42,6 +43,7 @@ import json, time; r = json.load(open('$out/eval/report.json'))
 print(json.dumps({'stack': 'qlora-studio eval', 'wall_s': round(time.time() - $start, 1), 'records': r['count'],
                   'seconds': r['seconds'], 'generating': r.get('generating')}))" >"$out/eval.json" ;;
     *) timeout 300 python3 bench/generate_bench.py --stack "$part" --model "$model" --data "$test_split" --out "$out" \
+         --batches "${BATCHES:-1,16,64}" \
          >"$out/$part.json" 2>"$out/$part.log" ;;
   esac
   echo "exit $?"; grep -v "Loading weights" "$out/$part.log" 2>/dev/null | grep -i "error\|warn" | sort | uniq -c | head -4 | cut -c1-300

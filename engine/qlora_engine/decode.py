@@ -19,10 +19,16 @@ LoRA B multiplies its output by the row's 1 or 0, so an adapter row computes exa
 4-bit weights: bitsandbytes' kernels read the packed weights on every step (its gemv/gemm_4bit); with `dense`
 (DecodeGraphs(dense=True), picked by the caller when the GPU has room) each 4-bit linear computes instead with its
 weights dequantized once, in the compute dtype: the same weights, cuBLAS's products (rounding may differ in the last
-bits, as between batch sizes), faster per step on batches. With `merge` too (opt-in: not yet checked on a GPU
-against the unmerged path), when every row runs the adapter a second dense copy has the adapter folded in
-(W + B·A·scale, summed in fp32): the LoRA layers then cost no kernels, most of a batch-1 step's kernel count (H200,
-Phi-2 shapes: 202 tokens/s at batch 1 against 136 unmerged). Base rows and mixed batches use the plain copy.
+bits, as between batch sizes), faster per step on batches. With `merge` too, when every row runs the adapter a
+second dense copy has the adapter folded in (W + B·A·scale, summed in fp32): the LoRA layers then cost no kernels,
+most of a batch-1 step's kernel count (H200, Phi-2 shapes: 202 tokens/s at batch 1 against 136 unmerged). Base rows
+and mixed batches use the plain copy.
+
+Compiled steps (`compile`, CUDA with Triton): a step is still ~40 small kernels per decoder layer (rotary embedding,
+GELU's seven element-wise ops, casts, adds) at ~1.7 µs each inside a graph, more than reading the weights takes.
+torch.compile (Inductor, no cudagraphs of its own) fuses them before capture; the warm-up that compiles and the
+capture run under the same hooks and dense weights, so the capture never recompiles. Compilation (once per
+process and shape family, cached on disk by Inductor) that fails leaves the step uncompiled, with a warning.
 
 The host looks at the tokens every `CHECK_EVERY` steps (one sync) for EOS, stop strings and streaming; a row's
 tokens after its end are the pad token, as with transformers.
@@ -43,6 +49,8 @@ import torch
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 8
+# Captures that may trigger a compilation: every (rows, cache length, adapter state) family shares one code object.
+RECOMPILE_LIMIT = 64
 # Cache lengths are rounded up to a multiple of this, so batches of similar prompts share one graph.
 LENGTH_STEP = 128
 
@@ -98,6 +106,7 @@ class _Step:
     mask: torch.Tensor = None
     cpos: torch.Tensor = None
     row_scale: Optional[torch.Tensor] = None
+    compiled: bool = False
     graph: Any = None
     logits: Optional[torch.Tensor] = None
 
@@ -134,29 +143,41 @@ class _Step:
                 handle.remove()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        out = self._hf(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                              logits_to_keep=1, **{self._kwarg: self.cache})
-        return out.logits[:, -1]
+        return _forward(self._hf, self._kwarg, self.cache, ids, mask, pos)
 
     def _step(self) -> torch.Tensor:
         self.mask.index_fill_(3, self.cpos, True)  # the new token sees itself
-        logits = self.forward(self.ids, self.mask, self.pos)
+        forward = _compiled_forward() if self.compiled else _forward
+        logits = forward(self._hf, self._kwarg, self.cache, self.ids, self.mask, self.pos)
         self.cpos.add_(1)
         self.pos.add_(1)
         return logits
 
     def capture(self) -> None:
-        """Warm up on a side stream (lazy cache allocation, cuBLAS handles, bitsandbytes' setup), then record."""
+        """Warm up on a side stream (lazy cache allocation, cuBLAS handles, bitsandbytes' setup, compilation), then
+        record. One `row_hooks` around both: the hooks and dense forwards the compiled code was guarded on are the
+        very objects the capture sees."""
         self.mask[..., 0] = True
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), self.row_hooks():
-            for _ in range(2):
-                self._step()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with self.row_hooks(), torch.cuda.graph(graph):
-            self.logits = self._step()
+        with self.row_hooks():
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream), _recompile_limit():
+                try:
+                    for _ in range(2):
+                        self._step()
+                except Exception as exc:  # noqa: BLE001 - Dynamo and Inductor raise many kinds; eager is correct
+                    if not self.compiled:
+                        raise
+                    log.warning("decode: torch.compile of the decode step failed (%s); decoding uncompiled",
+                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    self.compiled = False
+                    self.cache.reset()
+                    for _ in range(2):
+                        self._step()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), _recompile_limit():
+                self.logits = self._step()
         self.graph = graph
 
     def run(self) -> torch.Tensor:
@@ -169,13 +190,15 @@ class _Step:
 
 class DecodeGraphs:
     """The captured steps of one loaded model, least recently used dropped first, and the dense copies of its 4-bit
-    weights when `dense` (the plain one, and with `merge` one with the active adapter folded in). Clear it whenever the model's
+    weights when `dense` (the plain one, and with `merge` one with the active adapter folded in); `compile`: steps
+    compiled before capture. Clear it whenever the model's
     modules change (an adapter loaded or deleted): a graph holds the addresses of the weights it was captured with."""
 
-    def __init__(self, limit: int = 3, dense: bool = False, merge: bool = False) -> None:
+    def __init__(self, limit: int = 3, dense: bool = False, merge: bool = True, compile: bool = False) -> None:
         self.limit = limit
         self.dense = dense
         self.merge = merge
+        self.compile = compile
         self._steps: "OrderedDict[Tuple[Any, ...], _Step]" = OrderedDict()
         self._variants: "OrderedDict[Any, Dense]" = OrderedDict()
         self.captured = 0
@@ -208,7 +231,7 @@ class DecodeGraphs:
             while len(self._steps) >= self.limit:
                 self._steps.popitem(last=False)
             try:
-                found = _new_step(model, rows, length, mixed, self.weights(model, variant))
+                found = _new_step(model, rows, length, mixed, self.weights(model, variant), self.compile)
             except torch.cuda.OutOfMemoryError:
                 # The dense copies and the other graphs' caches go, and the packed 4-bit kernels take over: slower,
                 # but this batch fits where it fitted before decode.py (a second OOM is the caller's to report).
@@ -219,8 +242,9 @@ class DecodeGraphs:
                 gc.collect()
                 torch.cuda.empty_cache()
                 key = (rows, length, state, "plain")
-                found = _new_step(model, rows, length, mixed, {})
+                found = _new_step(model, rows, length, mixed, {}, self.compile)
             self.captured += found.graph is not None
+            self.compile = self.compile and found.compiled  # a failed compilation is not retried
         self._steps[key] = found
         return found
 
@@ -234,8 +258,37 @@ def _graphs_possible(model: Any) -> bool:
     return not bits8  # bitsandbytes' int8 matmul decides on the host from the data: not capturable
 
 
-def _new_step(model: Any, rows: int, length: int, mixed: bool, dense: "Dense") -> _Step:
+def compiles() -> bool:
+    """Whether decode steps can be compiled here: CUDA, and Triton for Inductor's GPU kernels."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _forward(hf: Any, kwarg: str, cache: Any, ids: torch.Tensor, mask: torch.Tensor,
+             pos: torch.Tensor) -> torch.Tensor:
+    out = hf(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+             **{kwarg: cache})
+    return out.logits[:, -1]
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_forward() -> Callable[..., torch.Tensor]:
+    # dynamic=None: the first shape compiles static; a second one recompiles with its changed sizes symbolic
+    return torch.compile(_forward, dynamic=None)
+
+
+def _recompile_limit() -> Any:
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
+
+
+def _new_step(model: Any, rows: int, length: int, mixed: bool, dense: "Dense", compile: bool = False) -> _Step:
     step = _Step(model, rows, length, mixed, dense)
+    step.compiled = compile and _graphs_possible(model)
     if _graphs_possible(model):
         try:
             step.capture()

@@ -202,7 +202,7 @@ class Generator:
             model.eval()
             model.config.use_cache = True
             self._key, self._model, self._tokenizer = key, model, tokenizer
-            self._graphs = DecodeGraphs(dense=_dense_fits(model))
+            self._graphs = DecodeGraphs(dense=_dense_fits(model), compile=decode.compiles())
             self._loaded += 1
         return self._model, self._tokenizer
 

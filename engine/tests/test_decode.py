@@ -140,14 +140,58 @@ def test_out_of_memory_drops_dense_weights_and_graphs_then_retries(loaded, monke
     calls = []
     original = decode._new_step
 
-    def tight(model_, rows, length, mixed, dense):
+    def tight(model_, rows, length, mixed, dense, compile=False):
         calls.append(dense)
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(model_, rows, length, mixed, dense)
+        return original(model_, rows, length, mixed, dense, compile)
     monkeypatch.setattr(decode, "_new_step", tight)
     monkeypatch.setattr(decode, "dense_weights", lambda m: {})  # no 4-bit layers on the CPU
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     step = graphs.step(model, 2, 128, False)
     assert calls == [{}, {}] and graphs.dense is False and ("old",) not in graphs._steps
     assert graphs.step(model, 2, 128, False) is step  # kept under its key, reused
+
+
+def test_merged_dense_weights_compute_what_the_adapter_computes():
+    """`merge`: a 4-bit linear's dequantized weight with the LoRA update folded in (W + B·A·scale) gives the LoRA
+    layer's output (base product + scaled adapter product) to fp32 rounding; the plain copy gives the base's. On
+    bitsandbytes' CPU backend, fp32 compute."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q_proj = bnb.nn.Linear4bit(64, 64, bias=True, compute_dtype=torch.float32, quant_type="nf4")
+            self.fc1 = bnb.nn.Linear4bit(64, 128, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+
+        def forward(self, x):
+            return self.fc1(torch.relu(self.q_proj(x)))
+
+    torch.manual_seed(0)
+    block = Block()
+    for linear in (block.q_proj, block.fc1):
+        linear.weight = bnb.nn.Params4bit(torch.randn_like(linear.weight.data, dtype=torch.float32) * 0.1,
+                                          requires_grad=False, quant_type="nf4")
+    block = block.to("cpu")  # quantizes
+    for linear in (block.q_proj, block.fc1):  # no CPU-only repacking of the weights at inference (a GPU never does)
+        linear.support_avx512bf16_for_cpu = False
+    model = get_peft_model(block, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], lora_dropout=0.0,
+                                             init_lora_weights=False)).eval()
+    x = torch.randn(3, 5, 64)
+    with torch.inference_mode():
+        adapter = model(x)
+        with model.disable_adapter():
+            base = model(x)
+        plain = decode.dense_weights(model)
+        merged = decode.merged_weights(model, plain)
+        assert len(plain) == 2 and len(merged) == 2
+        assert model.base_model.model.q_proj in merged  # the LoRA layer itself runs the merged product
+        with decode._dense_linears(merged):
+            folded = model(x)
+        with model.disable_adapter(), decode._dense_linears(plain):
+            dense_base = model(x)
+    assert (adapter - base).abs().max() > 1e-2  # the adapter really changes the output
+    torch.testing.assert_close(folded, adapter, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dense_base, base, rtol=1e-5, atol=1e-5)

@@ -94,6 +94,20 @@ def test_decode_graphs_give_the_eager_loop_and_transformers_tokens(ws):
                 same = sum(a[:16] == b[:16] for a, b in zip(captured.tokens, theirs))
                 assert same >= 0.9 * len(records), (same, len(records))
 
+    # What the engine picks on a GPU with room (dense weights, the adapter merged into them, compiled steps), each
+    # against the 4-bit kernels' tokens: the same model up to fp16 rounding.
+    with torch.inference_mode():
+        four_bit = run(decode.DecodeGraphs())
+        for kw in ({"dense": True, "merge": False}, {"dense": True, "merge": True},
+                   {"dense": True, "merge": True, "compile": True}):
+            graphs = decode.DecodeGraphs(**kw)
+            got = run(graphs)
+            assert got.captured and graphs.compile == kw.get("compile", False), kw  # compiled, not fallen back
+            assert any(v != "plain" for v in graphs._variants) == kw["merge"], kw
+            same = sum(a[:16] == b[:16] for a, b in zip(got.tokens, four_bit.tokens))
+            assert same >= 0.9 * len(records), (kw, same, len(records))
+            assert run(graphs).tokens == got.tokens  # replays from a reset cache
+
 
 LAYER_MODES = {  # train settings of each way the decoder layers run
     "eager": {"compile": False, "cuda_graphs": False},
