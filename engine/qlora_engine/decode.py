@@ -24,7 +24,7 @@ second dense copy has the adapter folded in (W + B·A·scale, summed in fp32): t
 most of a batch-1 step's kernel count (H200, Phi-2 shapes: 202 tokens/s at batch 1 against 136 unmerged). Base rows
 and mixed batches use the plain copy.
 
-Compiled steps (`compile`, CUDA with Triton): a step is still ~40 small kernels per decoder layer (rotary embedding,
+Compiled steps (`compile`, opt-in: QLORA_STUDIO_COMPILE_DECODE=1, CUDA with Triton): a step is still ~40 small kernels per decoder layer (rotary embedding,
 GELU's seven element-wise ops, casts, adds) at ~1.7 µs each inside a graph, more than reading the weights takes.
 torch.compile (Inductor, no cudagraphs of its own) fuses them before capture; the warm-up that compiles and the
 capture run under the same hooks and dense weights, so the capture never recompiles. Compilation (once per
@@ -40,6 +40,7 @@ import functools
 import gc
 import inspect
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -259,8 +260,10 @@ def _graphs_possible(model: Any) -> bool:
 
 
 def compiles() -> bool:
-    """Whether decode steps can be compiled here: CUDA, and Triton for Inductor's GPU kernels."""
-    if not torch.cuda.is_available():
+    """Whether decode steps are compiled: opt-in (QLORA_STUDIO_COMPILE_DECODE=1), on CUDA with Triton for
+    Inductor's GPU kernels. Opt-in because compiling Phi-2's step takes 25-90 s per family of batch shapes on an
+    H200 (docs/performance.md), more than a Summarize Selection or an evaluation saves by it."""
+    if os.environ.get("QLORA_STUDIO_COMPILE_DECODE") != "1" or not torch.cuda.is_available():
         return False
     try:
         import triton  # noqa: F401

