@@ -2,8 +2,8 @@
 adapter, is_trainable=False), with transformers' dynamic cache and with its static cache (which transformers
 compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py):
 `engine` as it picks (4-bit weights dequantized once where the GPU has room, the adapter folded into a second dense
-copy when every row runs it, steps compiled by torch.compile before capture), and without one of those:
-`engine-uncompiled`, `engine-unmerged` (neither merged nor compiled), `engine-4bit` (bitsandbytes' kernels, neither),
+copy when every row runs it), `engine-compiled` with the opt-in compiled steps (QLORA_STUDIO_COMPILE_DECODE=1:
+torch.compile before capture), `engine-unmerged` (not merged), `engine-4bit` (bitsandbytes' kernels, not merged),
 `engine-no-graphs` (the same loop run eagerly).
 
 Random Phi-2-shape weights (bench/make_random_model.py) and a random LoRA adapter: speed depends on shapes only.
@@ -151,10 +151,10 @@ def engine_config(model_dir: str, quantization: str) -> dict:
 # stack -> DecodeGraphs settings that differ from the engine's picks
 ENGINE_STACKS = {
     "engine": {},
-    "engine-uncompiled": {"compile": False},
-    "engine-unmerged": {"compile": False, "merge": False},
-    "engine-4bit": {"compile": False, "dense": False},
-    "engine-no-graphs": {"compile": False},
+    "engine-compiled": {"compile": True},
+    "engine-unmerged": {"merge": False},
+    "engine-4bit": {"dense": False},
+    "engine-no-graphs": {},
 }
 
 
