@@ -52,12 +52,13 @@ function processesWith(text: string): number[] {
 }
 
 /**
- * Opt-in (`npm run test:e2e:setup`): a real install of torch (3.0 GB from PyPI, no pip cache behind this proxy) takes
- * about 3.5 minutes on the 2-core CI machine, which would take the whole suite to ~30 minutes.
+ * Part of `npm test` (issue 15: the set-up is tested end to end, with its real install). A real install of torch (3.0 GB
+ * from PyPI: no pip cache behind this proxy) takes about 3.5 minutes on the 2-core CI machine.
+ * `QLORA_STUDIO_E2E_SETUP=0` skips it for a quick local run.
  */
-const optIn = process.env.QLORA_STUDIO_E2E_SETUP === '1' ? false : 'installs torch for real (~5 min): npm run test:e2e:setup';
+const skipSetup = process.env.QLORA_STUDIO_E2E_SETUP === '0' ? 'QLORA_STUDIO_E2E_SETUP=0' : false;
 
-describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000, skip: optIn }, () => {
+describe('Set Up Engine Environment on a fresh profile', { timeout: 20 * 60_000, skip: skipSetup }, () => {
   let tools: Tools;
   let vsix: string;
   let session: Session;
