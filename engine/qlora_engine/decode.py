@@ -24,11 +24,12 @@ second dense copy has the adapter folded in (W + B·A·scale, summed in fp32): t
 most of a batch-1 step's kernel count (H200, Phi-2 shapes: 202 tokens/s at batch 1 against 136 unmerged). Base rows
 and mixed batches use the plain copy.
 
-Compiled steps (`compile`, opt-in: QLORA_STUDIO_COMPILE_DECODE=1, CUDA with Triton): a step is still ~40 small kernels per decoder layer (rotary embedding,
-GELU's seven element-wise ops, casts, adds) at ~1.7 µs each inside a graph, more than reading the weights takes.
-torch.compile (Inductor, no cudagraphs of its own) fuses them before capture; the warm-up that compiles and the
-capture run under the same hooks and dense weights, so the capture never recompiles. Compilation (once per
-process and shape family, cached on disk by Inductor) that fails leaves the step uncompiled, with a warning.
+Compiled steps (`compile`, opt-in: QLORA_STUDIO_COMPILE_DECODE=1, CUDA with Triton): a step is still ~40 small
+kernels per decoder layer (rotary embedding, GELU's seven element-wise ops, casts, adds) at ~1.7 µs each inside a
+graph, more than reading the weights takes. torch.compile (Inductor, no cudagraphs of its own) fuses them before
+capture (H200, Phi-2: 315 tokens/s at batch 1 against 202), but compiling the whole step takes 25-92 s per shape
+family and process. The warm-up that compiles and the capture run under the same hooks and dense weights, so the
+capture never recompiles; a compilation that fails leaves the step uncompiled, with a warning.
 
 The host looks at the tokens every `CHECK_EVERY` steps (one sync) for EOS, stop strings and streaming; a row's
 tokens after its end are the pad token, as with transformers.
@@ -192,8 +193,8 @@ class _Step:
 class DecodeGraphs:
     """The captured steps of one loaded model, least recently used dropped first, and the dense copies of its 4-bit
     weights when `dense` (the plain one, and with `merge` one with the active adapter folded in); `compile`: steps
-    compiled before capture. Clear it whenever the model's
-    modules change (an adapter loaded or deleted): a graph holds the addresses of the weights it was captured with."""
+    compiled before capture. Clear it whenever the model's modules change (an adapter loaded or deleted): a graph
+    holds the addresses of the weights it was captured with."""
 
     def __init__(self, limit: int = 3, dense: bool = False, merge: bool = True, compile: bool = False) -> None:
         self.limit = limit
