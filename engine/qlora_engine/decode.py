@@ -48,6 +48,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
+from .dense_base import dense_linear, dequantized, modules_4bit
+from .model import has_triton
+
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 8
@@ -264,13 +267,7 @@ def compiles() -> bool:
     """Whether decode steps are compiled: opt-in (QLORA_STUDIO_COMPILE_DECODE=1), on CUDA with Triton for
     Inductor's GPU kernels. Opt-in because compiling Phi-2's step takes 25-90 s per family of batch shapes on an
     H200 (docs/performance.md), more than a Summarize Selection or an evaluation saves by it."""
-    if os.environ.get("QLORA_STUDIO_COMPILE_DECODE") != "1" or not torch.cuda.is_available():
-        return False
-    try:
-        import triton  # noqa: F401
-    except Exception:
-        return False
-    return True
+    return os.environ.get("QLORA_STUDIO_COMPILE_DECODE") == "1" and torch.cuda.is_available() and has_triton()
 
 
 def _forward(hf: Any, kwarg: str, cache: Any, ids: torch.Tensor, mask: torch.Tensor,
@@ -302,17 +299,9 @@ def _new_step(model: Any, rows: int, length: int, mixed: bool, dense: "Dense", c
     return step
 
 
-def _linears_4bit(model: Any) -> List[torch.nn.Module]:
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        return []
-    return [m for m in _hf(model).modules() if isinstance(m, bnb.nn.Linear4bit)]
-
-
 def dense_bytes(model: Any) -> int:
     """GPU memory the dense copies of the model's 4-bit weights take (0: none are 4-bit)."""
-    return sum(m.weight.quant_state.shape.numel() * m.compute_dtype.itemsize for m in _linears_4bit(model)
+    return sum(m.weight.quant_state.shape.numel() * m.compute_dtype.itemsize for m in modules_4bit(_hf(model))
                if m.compute_dtype is not None)
 
 
@@ -321,9 +310,7 @@ Dense = Dict[torch.nn.Module, Tuple[torch.nn.Module, torch.Tensor]]
 
 
 def dense_weights(model: Any) -> Dense:
-    import bitsandbytes.functional as bnbf
-    return {m: (m, bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).to(m.compute_dtype))
-            for m in _linears_4bit(model) if m.compute_dtype is not None}
+    return {m: (m, dequantized(m)) for m in modules_4bit(_hf(model)) if m.compute_dtype is not None}
 
 
 def merged_weights(model: Any, plain: Dense) -> Dense:
@@ -346,8 +333,7 @@ def merged_weights(model: Any, plain: Dense) -> Dense:
 
 def _dense_forward(module: torch.nn.Module, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """bitsandbytes' Linear4bit.forward with the dequantized weight: the same casts, cuBLAS's product."""
-    bias = None if module.bias is None else module.bias.to(weight.dtype)
-    return torch.nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+    return dense_linear(x, weight, None if module.bias is None else module.bias.to(weight.dtype))
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ free memory (plan.pick).
 from __future__ import annotations
 
 import gc
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 
@@ -28,33 +28,47 @@ class DenseLinear(torch.nn.Module):
         self.register_buffer("bias", bias, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Linear4bit.forward: input and bias in the compute dtype, the output back in the input's dtype
-        return torch.nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        return dense_linear(x, self.weight, self.bias)
 
 
-def linears_4bit(model: Any) -> int:
-    """How many bitsandbytes 4-bit linears the model has (0 without bitsandbytes)."""
+def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Linear4bit.forward on a dequantized weight: input and bias in the compute dtype, the output back in the
+    input's dtype."""
+    return torch.nn.functional.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+
+
+def dequantized(linear: Any) -> torch.Tensor:
+    """A 4-bit linear's weight in its compute dtype: the values bitsandbytes multiplies with."""
+    import bitsandbytes.functional as bnbf
+    dtype = linear.compute_dtype or linear.weight.quant_state.dtype
+    return bnbf.dequantize_4bit(linear.weight.data, linear.weight.quant_state).to(dtype)
+
+
+def modules_4bit(model: Any) -> List[torch.nn.Module]:
+    """The model's bitsandbytes 4-bit linears (none without bitsandbytes)."""
     try:
         import bitsandbytes as bnb
     except ImportError:
-        return 0
-    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+        return []
+    return [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+
+
+def linears_4bit(model: Any) -> int:
+    """How many bitsandbytes 4-bit linears the model has."""
+    return len(modules_4bit(model))
 
 
 def dequantize_base(model: Any) -> int:
     """Replace every 4-bit linear of the (PEFT-wrapped) model by its DenseLinear, in place; the 4-bit weights are
     freed. Returns how many were replaced."""
-    import bitsandbytes as bnb
-    import bitsandbytes.functional as bnbf
-
+    targets = set(modules_4bit(model))
     replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if not isinstance(child, bnb.nn.Linear4bit):
+            if child not in targets:
                 continue
-            dtype = child.compute_dtype or child.weight.quant_state.dtype
-            weight = bnbf.dequantize_4bit(child.weight.data, child.weight.quant_state).to(dtype)
-            bias = None if child.bias is None else child.bias.data.to(dtype)
+            weight = dequantized(child)
+            bias = None if child.bias is None else child.bias.data.to(weight.dtype)
             setattr(module, name, DenseLinear(weight, bias))
             replaced += 1
     gc.collect()

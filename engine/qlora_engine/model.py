@@ -264,6 +264,11 @@ def compiles(config: Config, cuda: bool) -> bool:
         return False
     if config.train.compile != "auto":
         return bool(config.train.compile)
+    return has_triton()
+
+
+def has_triton() -> bool:
+    """Whether Triton, Inductor's GPU code generator, imports here."""
     try:
         import triton  # noqa: F401
     except Exception:

@@ -3,15 +3,14 @@
  * The work is server/src/eval/evaluate.ts (shared with the extension); this file is arguments, engine, Ctrl-C and
  * output.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Generate, ModelDidProgress, type DownloadProgress } from '../../../protocol/engine';
-import { RunFolder } from '../../../protocol/run-folder';
 import { loadConfig } from '../config/load';
 import { EvalCancelledError, prepareEvaluation, resolveAdapter, runEvaluation, type PreparedEvaluation } from '../eval/evaluate';
 import { EvalInputError } from '../eval/records';
 import { writeReport, type EvalSplit } from '../eval/report';
 import {
+  adapterConfigFile,
   ExitCode,
   failureJson,
   Interrupts,
@@ -100,9 +99,7 @@ async function runEval(args: string[], ctx: CliContext): Promise<number> {
   let prepared: PreparedEvaluation;
   try {
     const { runDir } = resolveAdapter(path.resolve(ctx.cwd, values.adapter));
-    if (positionals[0]) configFile = path.resolve(ctx.cwd, positionals[0]);
-    else if (runDir && fs.existsSync(path.join(runDir, RunFolder.config))) configFile = path.join(runDir, RunFolder.config);
-    else throw new UsageError('missing the config file (the adapter is not in a run folder with a config.yaml)');
+    configFile = adapterConfigFile(positionals[0], runDir, ctx.cwd);
     const loaded = loadConfig(configFile, { env: ctx.env });
     if (!loaded.ok) return reportConfigErrors(loaded.errors, ctx, json);
     prepared = await prepareEvaluation({

@@ -2,9 +2,11 @@
  * What every subcommand gets: where to write, the environment, how to reach the engine, and the shared
  * handling of failures (exit codes: 0 ok, 1 failed, 2 bad input, 130 cancelled).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BadInputCodes, ModelDidProgress } from '../../../protocol/engine';
+import { RunFolder } from '../../../protocol/run-folder';
 import { displayPath, type ConfigError } from '../config/errors';
 import { locateConfigField } from '../config/load';
 import { PythonNotFoundError } from '../engine-client/python';
@@ -65,6 +67,14 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/** The config of a command given an adapter (eval, summarize): the file named, else the config.yaml of the adapter's
+ * run folder (the config as run). */
+export function adapterConfigFile(given: string | undefined, runDir: string | null, cwd: string): string {
+  if (given) return path.resolve(cwd, given);
+  if (runDir && fs.existsSync(path.join(runDir, RunFolder.config))) return path.join(runDir, RunFolder.config);
+  throw new UsageError('missing the config file (the adapter is not in a run folder with a config.yaml)');
 }
 
 export function openEngine(ctx: CliContext, python: string | undefined): { supervisor: EngineSupervisor; owned: boolean } {

@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ResolvedConfig } from '../../../protocol/config';
 import type { DownloadProgress } from '../../../protocol/engine';
-import { RunFolder } from '../../../protocol/run-folder';
 import { displayPath } from '../config/errors';
 import { loadConfig } from '../config/load';
 import { resolveAdapter } from '../eval/evaluate';
@@ -18,6 +17,7 @@ import { generateSummary, SUMMARY_SEED, type Summary } from '../summarize/genera
 import { bindSummaryInput } from '../summarize/input';
 import { downloadKept, ProgressLine } from './output';
 import {
+  adapterConfigFile,
   ExitCode,
   failureJson,
   Interrupts,
@@ -135,9 +135,7 @@ async function runSummarize(args: string[], ctx: CliContext): Promise<number> {
   let prepared: Prepared;
   try {
     const { adapter, runDir } = resolveAdapter(path.resolve(ctx.cwd, values.adapter));
-    if (configs[0]) configFile = path.resolve(ctx.cwd, configs[0]);
-    else if (runDir && fs.existsSync(path.join(runDir, RunFolder.config))) configFile = path.join(runDir, RunFolder.config);
-    else throw new UsageError('missing the config file (the adapter is not in a run folder with a config.yaml)');
+    configFile = adapterConfigFile(configs[0], runDir, ctx.cwd);
     const loaded = loadConfig(configFile, { env: ctx.env });
     if (!loaded.ok) return reportConfigErrors(loaded.errors, ctx, json);
     const { text, input } = await readInput(file, ctx, dash);
