@@ -2,9 +2,9 @@
 adapter, is_trainable=False), with transformers' dynamic cache and with its static cache (which transformers
 compiles), against the engine's `generate` request (static cache + CUDA-graph steps, engine/qlora_engine/decode.py):
 `engine` as it picks (4-bit weights dequantized once where the GPU has room, the adapter folded into a second dense
-copy when every row runs it), `engine-compiled` with the opt-in compiled steps (QLORA_STUDIO_COMPILE_DECODE=1:
-torch.compile before capture), `engine-unmerged` (not merged), `engine-4bit` (bitsandbytes' kernels, not merged),
-`engine-no-graphs` (the same loop run eagerly).
+copy when every row runs it, the decoder layers compiled before capture), `engine-uncompiled` (the same without
+compiling, as QLORA_STUDIO_COMPILE_DECODE=0), `engine-unmerged` (not merged), `engine-4bit` (bitsandbytes' kernels,
+not merged), `engine-no-graphs` (the same loop run eagerly).
 
 Random Phi-2-shape weights (bench/make_random_model.py) and a random LoRA adapter: speed depends on shapes only.
 One stack per process (`--stack`), so each gets its own time limit; one JSON line per measurement:
@@ -151,7 +151,7 @@ def engine_config(model_dir: str, quantization: str) -> dict:
 # stack -> DecodeGraphs settings that differ from the engine's picks
 ENGINE_STACKS = {
     "engine": {},
-    "engine-compiled": {"compile": True},
+    "engine-uncompiled": {"compile": False},
     "engine-unmerged": {"merge": False},
     "engine-4bit": {"dense": False},
     "engine-no-graphs": {},
@@ -190,7 +190,8 @@ def engine(a, adapter: Path) -> None:
         emit(a, stack, batch, prompt_tokens=sum(c["promptTokens"] for c in completions) / batch,
              new_tokens=sum(c["newTokens"] for c in completions), seconds=statistics.median(times),
              first_call_s=round(first, 2), load_s=round(load, 2), graphs_captured=generator._graphs.captured,
-             dense=generator._graphs.dense, merge=generator._graphs.merge, compiled=generator._graphs.compile)
+             dense=generator._graphs.dense, merge=generator._graphs.merge, compiled=generator._graphs.compile,
+             dynamo_graphs=torch._dynamo.utils.counters["stats"]["unique_graphs"])
     # time to first streamed text, batch 1, warm engine (median of 3)
     firsts = []
     for _ in range(3):

@@ -24,12 +24,10 @@ second dense copy has the adapter folded in (W + B·A·scale, summed in fp32): t
 most of a batch-1 step's kernel count (H200, Phi-2 shapes: 202 tokens/s at batch 1 against 136 unmerged). Base rows
 and mixed batches use the plain copy.
 
-Compiled steps (`compile`, opt-in: QLORA_STUDIO_COMPILE_DECODE=1, CUDA with Triton): a step is still ~40 small
-kernels per decoder layer (rotary embedding, GELU's seven element-wise ops, casts, adds) at ~1.7 µs each inside a
-graph, more than reading the weights takes. torch.compile (Inductor, no cudagraphs of its own) fuses them before
-capture (H200, Phi-2: 315 tokens/s at batch 1 against 202), but compiling the whole step takes 25-92 s per shape
-family and process. The warm-up that compiles and the capture run under the same hooks and dense weights, so the
-capture never recompiles; a compilation that fails leaves the step uncompiled, with a warning.
+Compiled steps (`compile`, on by default on CUDA with Triton; QLORA_STUDIO_COMPILE_DECODE=0 turns them off): the
+decoder layers run one torch.compile'd layer forward (decode_layers.py), which fuses a step's small kernels before
+capture. The warm-up that compiles and the capture run under the same hooks and dense weights, so the capture never
+recompiles; a compilation that fails leaves the step uncompiled, with a warning.
 
 The host looks at the tokens every `CHECK_EVERY` steps (one sync) for EOS, stop strings and streaming; a row's
 tokens after its end are the pad token, as with transformers.
@@ -37,17 +35,18 @@ tokens after its end are the pad token, as with transformers.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import inspect
 import logging
 import os
+import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
+from .decode_layers import compiled_layers, layers_of
 from .dense_base import dense_linear, dequantized, modules_4bit
 from .model import has_triton
 
@@ -150,10 +149,10 @@ class _Step:
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return _forward(self._hf, self._kwarg, self.cache, ids, mask, pos)
 
-    def _step(self) -> torch.Tensor:
+    def _step(self, compiled: bool = False) -> torch.Tensor:
         self.mask.index_fill_(3, self.cpos, True)  # the new token sees itself
-        forward = _compiled_forward() if self.compiled else _forward
-        logits = forward(self._hf, self._kwarg, self.cache, self.ids, self.mask, self.pos)
+        with compiled_layers(self._hf, self.cache) if compiled else contextlib.nullcontext():
+            logits = _forward(self._hf, self._kwarg, self.cache, self.ids, self.mask, self.pos)
         self.cpos.add_(1)
         self.pos.add_(1)
         return logits
@@ -167,13 +166,14 @@ class _Step:
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream), _recompile_limit():
+                self._step()  # eager first: the cache allocates itself lazily, which compiled code would guard on
                 try:
                     for _ in range(2):
-                        self._step()
+                        self._step(self.compiled)
                 except Exception as exc:  # noqa: BLE001 - Dynamo and Inductor raise many kinds; eager is correct
                     if not self.compiled:
                         raise
-                    log.warning("decode: torch.compile of the decode step failed (%s); decoding uncompiled",
+                    log.warning("decode: torch.compile of the decoder layers failed (%s); decoding uncompiled",
                                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     self.compiled = False
                     self.cache.reset()
@@ -182,7 +182,7 @@ class _Step:
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph), _recompile_limit():
-                self.logits = self._step()
+                self.logits = self._step(self.compiled)
         self.graph = graph
 
     def run(self) -> torch.Tensor:
@@ -264,10 +264,9 @@ def _graphs_possible(model: Any) -> bool:
 
 
 def compiles() -> bool:
-    """Whether decode steps are compiled: opt-in (QLORA_STUDIO_COMPILE_DECODE=1), on CUDA with Triton for
-    Inductor's GPU kernels. Opt-in because compiling Phi-2's step takes 25-90 s per family of batch shapes on an
-    H200 (docs/performance.md), more than a Summarize Selection or an evaluation saves by it."""
-    return os.environ.get("QLORA_STUDIO_COMPILE_DECODE") == "1" and torch.cuda.is_available() and has_triton()
+    """Whether decode steps are compiled: on CUDA with Triton for Inductor's GPU kernels, unless
+    QLORA_STUDIO_COMPILE_DECODE=0."""
+    return os.environ.get("QLORA_STUDIO_COMPILE_DECODE") != "0" and torch.cuda.is_available() and has_triton()
 
 
 def _forward(hf: Any, kwarg: str, cache: Any, ids: torch.Tensor, mask: torch.Tensor,
@@ -277,19 +276,13 @@ def _forward(hf: Any, kwarg: str, cache: Any, ids: torch.Tensor, mask: torch.Ten
     return out.logits[:, -1]
 
 
-@functools.lru_cache(maxsize=1)
-def _compiled_forward() -> Callable[..., torch.Tensor]:
-    # dynamic=None: the first shape compiles static; a second one recompiles with its changed sizes symbolic
-    return torch.compile(_forward, dynamic=None)
-
-
 def _recompile_limit() -> Any:
     return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
 
 
 def _new_step(model: Any, rows: int, length: int, mixed: bool, dense: "Dense", compile: bool = False) -> _Step:
     step = _Step(model, rows, length, mixed, dense)
-    step.compiled = compile and _graphs_possible(model)
+    step.compiled = compile and _graphs_possible(model) and bool(layers_of(model))
     if _graphs_possible(model):
         try:
             step.capture()
@@ -331,20 +324,25 @@ def merged_weights(model: Any, plain: Dense) -> Dense:
     return out
 
 
-def _dense_forward(module: torch.nn.Module, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _dense_forward(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """bitsandbytes' Linear4bit.forward with the dequantized weight: the same casts, cuBLAS's product."""
-    return dense_linear(x, weight, None if module.bias is None else module.bias.to(weight.dtype))
+    weight, bias = self._decode_weight, self._decode_bias
+    return dense_linear(x, weight, None if bias is None else bias.to(weight.dtype))
 
 
 @contextlib.contextmanager
 def _dense_linears(weights: Dense) -> Iterator[None]:
+    # Buffers and a method rather than a closure: compiled layers take buffers as graph inputs, but guard closure
+    # values by identity (a recompilation per layer).
     for module, (linear, weight) in weights.items():
-        module.forward = functools.partial(_dense_forward, linear, weight)  # an instance attribute shadows the method
+        module.register_buffer("_decode_weight", weight, persistent=False)
+        module.register_buffer("_decode_bias", linear.bias, persistent=False)
+        module.forward = types.MethodType(_dense_forward, module)  # an instance attribute shadows the method
     try:
         yield
     finally:
         for module in weights:
-            del module.forward
+            del module.forward, module._decode_weight, module._decode_bias
 
 
 def _prefill_mask(valid: torch.Tensor, start: int, end: int, length: int) -> torch.Tensor:

@@ -195,3 +195,42 @@ def test_merged_dense_weights_compute_what_the_adapter_computes():
     assert (adapter - base).abs().max() > 1e-2  # the adapter really changes the output
     torch.testing.assert_close(folded, adapter, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dense_base, base, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
+    """Compiled steps (decode_layers.py): every decoder layer runs one compiled forward, so the model compiles one
+    graph however many layers it has (the cache index and the dense weights must not specialize it), and a step gives
+    the eager step's logits. Rows mix adapter and base, and the base linears run on dense weights (as buffers), the
+    GPU's default path; Inductor's CPU backend here."""
+    model, _, _ = loaded
+    hf = decode._hf(model)
+    layers = decode.layers_of(model)
+    assert len(layers) >= 2
+    bases = [m.base_layer for m in hf.modules() if hasattr(m, "base_layer") and isinstance(m.base_layer, torch.nn.Linear)]
+    dense = {m: (m, m.weight.detach().clone()) for m in bases}
+    step = decode._Step(model, 2, 128, True, dense)
+    step.row_scale.copy_(torch.tensor([1.0, 0.0]).view(2, 1, 1))
+    step.ids.copy_(torch.tensor([[5], [7]]))
+
+    def three_steps(compiled):
+        step.cache.reset()
+        step.mask.zero_()
+        step.cpos.zero_()
+        step.pos.zero_()
+        with step.row_hooks():
+            return [step._step(compiled).clone() for _ in range(3)]
+
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    with torch.inference_mode():
+        eager = three_steps(False)
+        with decode._recompile_limit():
+            compiled = three_steps(True)
+            again = three_steps(True)
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    assert not hasattr(layers[0], "_decode_weight") and "forward" not in vars(layers[0])  # all undone after a step
+    for a, b, c in zip(eager, compiled, again):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+        assert torch.equal(b, c)
+    assert (eager[0][0] - eager[0][1]).abs().max() > 1e-3  # the adapter row differs from the base row

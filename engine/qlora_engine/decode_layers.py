@@ -1,0 +1,71 @@
+"""Compiled decode steps: one torch.compile of the decoder layer, shared by every layer of the model.
+
+Why: a captured decode step is still ~40 small kernels per decoder layer (rotary embedding, GELU's seven
+element-wise ops, casts, adds) at ~1.7 µs each inside a CUDA graph, more than reading the weights takes. Inductor
+fuses them (H200, Phi-2 at batch 1: 315 tokens/s against 202), but compiling the whole step took 25-92 s per shape
+family, because each of the 32 layers was traced and lowered anew. Compiled per layer, the code is traced and lowered
+once and the other layers run it with their own weights: parameters and buffers are inputs of the compiled graph.
+
+Two things would make Dynamo specialize the code per layer (a recompilation for each): the attention passes its
+`layer_idx`, a constant, to the cache, which indexes its list of layers with it; and values held in closures are
+guarded by identity. So a layer here gets `LayerCache`, its own part of the StaticCache that ignores the index, and
+decode.py keeps the dense weights as buffers of their modules rather than in closures.
+
+The embedding, rotary tables, final norm and LM head stay eager: a few kernels per step.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Iterator, List
+
+import torch
+
+from .model import decoder_layers
+
+
+class LayerCache:
+    """One decoder layer's part of a transformers StaticCache: the attention's `update(k, v, layer_idx, ...)`
+    writes to `layer` whatever index it passes."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> Any:
+        return self.layer.update(key_states, value_states, *args, **kwargs)
+
+
+def _layer_forward(_layer: torch.nn.Module, _part: LayerCache, *args: Any, **kwargs: Any) -> Any:
+    for key in ("cache", "past_key_values"):  # transformers 5.24 renamed past_key_values to cache
+        if kwargs.get(key) is not None:
+            kwargs[key] = _part
+    return type(_layer).forward(_layer, *args, **kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> Any:
+    # dynamic=None: the first shape compiles static; a second one recompiles with its changed sizes symbolic
+    return torch.compile(_layer_forward, dynamic=None)
+
+
+def layers_of(model: Any) -> List[torch.nn.Module]:
+    """The decoder layers a step compiles, or [] when the architecture has no layer list (steps stay uncompiled)."""
+    try:
+        return decoder_layers(model)
+    except Exception:  # noqa: BLE001 - BadConfig, or a model without get_decoder
+        return []
+
+
+@contextlib.contextmanager
+def compiled_layers(model: Any, cache: Any) -> Iterator[None]:
+    """While the model runs: each decoder layer through the one compiled forward, on its own part of `cache`."""
+    layers = layers_of(model)
+    compiled = _compiled()
+    for layer, part in zip(layers, cache.layers):
+        layer.forward = functools.partial(compiled, layer, LayerCache(part))  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
