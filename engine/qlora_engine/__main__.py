@@ -6,6 +6,9 @@ reader is a private duplicate of fd 0 too: rpc's reading thread is still blocked
 and finalizing sys.stdin under that thread aborts the process.
 SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and the server cancels a run
 cooperatively (train/cancel) so it can checkpoint.
+Inductor's compiled code is cached in ~/.cache/qlora-studio/inductor (XDG_CACHE_HOME respected) unless
+TORCHINDUCTOR_CACHE_DIR is set: its default, under /tmp, is gone after a reboot, and with it the work of compiling
+(Phi-2's training layers: 42-65 s on an H200 the first time; docs/performance.md).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .env import env_report
         print(json.dumps(env_report(), indent=2))
         return 0
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache_home, "qlora-studio", "inductor"))
     protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -161,29 +161,35 @@ class _Step:
         """Warm up on a side stream (lazy cache allocation, cuBLAS handles, bitsandbytes' setup, compilation), then
         record. One `row_hooks` around both: the hooks and dense forwards the compiled code was guarded on are the
         very objects the capture sees."""
-        self.mask[..., 0] = True
         with self.row_hooks():
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream), _recompile_limit():
-                self._step()  # eager first: the cache allocates itself lazily, which compiled code would guard on
-                try:
-                    for _ in range(2):
-                        self._step(self.compiled)
-                except Exception as exc:  # noqa: BLE001 - Dynamo and Inductor raise many kinds; eager is correct
-                    if not self.compiled:
-                        raise
-                    log.warning("decode: torch.compile of the decoder layers failed (%s); decoding uncompiled",
-                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                    self.compiled = False
-                    self.cache.reset()
-                    for _ in range(2):
-                        self._step()
+            with torch.cuda.stream(stream):
+                self.warm_up()
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph), _recompile_limit():
                 self.logits = self._step(self.compiled)
         self.graph = graph
+
+    def warm_up(self) -> None:
+        """Two steps as the capture will run them (compiling them first when `compiled`), inside `row_hooks`. A
+        compilation that fails leaves the step uncompiled, with a warning: eager steps compute the same."""
+        self.mask[..., 0] = True
+        with _recompile_limit():
+            self._step()  # eager first: the cache allocates itself lazily, which compiled code would guard on
+            try:
+                for _ in range(2):
+                    self._step(self.compiled)
+            except Exception as exc:  # noqa: BLE001 - Dynamo and Inductor raise many kinds; eager is correct
+                if not self.compiled:
+                    raise
+                log.warning("decode: torch.compile of the decoder layers failed (%s); decoding uncompiled",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                self.compiled = False
+                self.cache.reset()
+                for _ in range(2):
+                    self._step()
 
     def run(self) -> torch.Tensor:
         if self.graph is not None:

@@ -9,7 +9,7 @@ import torch
 
 from conftest import short_records
 
-from qlora_engine import decode
+from qlora_engine import decode, decode_layers
 from qlora_engine.generate import Generator, render_prompts
 from qlora_engine.template import load_template
 
@@ -234,3 +234,32 @@ def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
         assert torch.equal(b, c)
     assert (eager[0][0] - eager[0][1]).abs().max() > 1e-3  # the adapter row differs from the base row
+
+
+def test_a_failed_compilation_leaves_the_step_uncompiled(loaded, monkeypatch, caplog):
+    """Compiled steps fall back to eager ones when Dynamo or Inductor fail (an unsupported op, no C compiler): the
+    warm-up warns, marks the step uncompiled, and its steps compute what eager steps do; DecodeGraphs then stops
+    asking for compilation."""
+    model, _, _ = loaded
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("backend='inductor' raised: no C++ compiler found")
+    monkeypatch.setattr(decode_layers, "_compiled", lambda: broken)
+    step = decode._Step(model, 1, 128, False)
+    step.compiled = True
+    with torch.inference_mode(), step.row_hooks():
+        step.warm_up()
+        assert step.compiled is False and "decoding uncompiled" in caplog.text
+        step.cache.reset()
+        step.mask.zero_()
+        step.cpos.zero_()
+        step.pos.zero_()
+        after = step._step(step.compiled)
+    assert torch.isfinite(after).all()
+
+    monkeypatch.setattr(decode, "_graphs_possible", lambda m: True)
+    monkeypatch.setattr(decode._Step, "capture", lambda self: self.warm_up())
+    graphs = decode.DecodeGraphs(compile=True)
+    with torch.inference_mode():
+        graphs.step(model, 1, 128, False)
+    assert graphs.compile is False
