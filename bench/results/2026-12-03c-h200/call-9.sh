@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# issue 11 acceptance: reference (dynamic, static cache) and engine side by side, the 500-record CLI eval; then a profile
+exec > >(tee $OUT/log.txt) 2>&1
+cd "$(dirname "$0")/.."
+T0=$SECONDS
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+export PYTHONPATH="$PWD/.carry/site:$PWD/engine" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+python3 samples/models/make_tiny_phi.py >/dev/null 2>&1; echo "tiny $? $(date +%T)"
+[ -d /tmp/phi2-random ] || python3 bench/make_random_model.py --shape phi-2 --out /tmp/phi2-random >/dev/null 2>&1; echo "model $? $(date +%T)"
+B=/tmp/gen
+BATCHES=1,16,64 bench/generate_speed.sh $B reference engine eval
+echo "t=$((SECONDS-T0))"
+tar czf $OUT/gen.tgz -C /tmp gen
+[ $((SECONDS-T0)) -lt 430 ] && STATIC_BATCHES=1 bench/generate_speed.sh $B reference-static
+echo "t=$((SECONDS-T0))"
+tar czf $OUT/gen.tgz -C /tmp gen
+[ $((SECONDS-T0)) -lt 480 ] && timeout $((570-SECONDS+T0)) python3 bench/profile_decode.py --model /tmp/phi2-random --variants compiled,static --batches 1 2>&1 | grep -v "Loading weights\|clean_up"
+echo "t=$((SECONDS-T0))"
