@@ -4,8 +4,8 @@ Why: a captured decode step is still ~40 small kernels per decoder layer (rotary
 element-wise ops, casts, adds) at ~1.7 µs each inside a CUDA graph, more than reading the weights takes. Inductor
 fuses them, but compiling the whole step took 25-92 s per shape family, because each of the 32 layers was traced and
 lowered anew. Compiled per layer, the code is traced and lowered once (1-3.4 s) and the other layers run it with
-their own weights, parameters and buffers being inputs of the compiled graph (H200, Phi-2 at batch 1: 290-306
-tokens/s against 208 uncompiled; docs/performance.md).
+their own weights, parameters and buffers being inputs of the compiled graph (H200, Phi-2 at batch 1: 306
+tokens/s, the tutorial's generate 15.8 in the same run; docs/performance.md).
 
 Two things would make Dynamo specialize the code per layer (a recompilation for each): the attention passes its
 `layer_idx`, a constant, to the cache, which indexes its list of layers with it; and values held in closures are

@@ -197,6 +197,14 @@ def test_merged_dense_weights_compute_what_the_adapter_computes():
     torch.testing.assert_close(dense_base, base, rtol=1e-5, atol=1e-5)
 
 
+def _rewind(step):
+    """A step back at position 0 of an empty cache, as a new decode starts it."""
+    step.cache.reset()
+    step.mask.zero_()
+    step.cpos.zero_()
+    step.pos.zero_()
+
+
 def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
     """Compiled steps (decode_layers.py): every decoder layer runs one compiled forward, so the model compiles one
     graph however many layers it has (the cache index and the dense weights must not specialize it), and a step gives
@@ -206,17 +214,14 @@ def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
     hf = decode._hf(model)
     layers = decode.layers_of(model)
     assert len(layers) >= 2
-    bases = [m.base_layer for m in hf.modules() if hasattr(m, "base_layer") and isinstance(m.base_layer, torch.nn.Linear)]
+    bases = [m.base_layer for m in hf.modules() if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]
     dense = {m: (m, m.weight.detach().clone()) for m in bases}
     step = decode._Step(model, 2, 128, True, dense)
     step.row_scale.copy_(torch.tensor([1.0, 0.0]).view(2, 1, 1))
     step.ids.copy_(torch.tensor([[5], [7]]))
 
     def three_steps(compiled):
-        step.cache.reset()
-        step.mask.zero_()
-        step.cpos.zero_()
-        step.pos.zero_()
+        _rewind(step)
         with step.row_hooks():
             return [step._step(compiled).clone() for _ in range(3)]
 
@@ -250,10 +255,7 @@ def test_a_failed_compilation_leaves_the_step_uncompiled(loaded, monkeypatch, ca
     with torch.inference_mode(), step.row_hooks():
         step.warm_up()
         assert step.compiled is False and "decoding uncompiled" in caplog.text
-        step.cache.reset()
-        step.mask.zero_()
-        step.cpos.zero_()
-        step.pos.zero_()
+        _rewind(step)
         after = step._step(step.compiled)
     assert torch.isfinite(after).all()
 
