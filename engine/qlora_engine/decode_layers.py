@@ -4,8 +4,9 @@ Why: a captured decode step is still ~40 small kernels per decoder layer (rotary
 element-wise ops, casts, adds) at ~1.7 µs each inside a CUDA graph, more than reading the weights takes. Inductor
 fuses them, but compiling the whole step took 25-92 s per shape family, because each of the 32 layers was traced and
 lowered anew. Compiled per layer, the code is traced and lowered once (1-3.4 s) and the other layers run it with
-their own weights, parameters and buffers being inputs of the compiled graph (H200, Phi-2 at batch 1: 306
-tokens/s, the tutorial's generate 15.8 in the same run; docs/performance.md).
+their own weights, parameters and buffers being inputs of the compiled graph (H200, Phi-2 at batch 1: 312
+tokens/s, the tutorial's generate 17.3 in the same run; docs/performance.md). One-row steps have their own
+compilation, tuned for decode.matvec's products.
 
 Two things would make Dynamo specialize the code per layer (a recompilation for each): the attention passes its
 `layer_idx`, a constant, to the cache, which indexes its list of layers with it; and values held in closures are
@@ -44,9 +45,22 @@ def _layer_forward(_layer: torch.nn.Module, _part: LayerCache, *args: Any, **kwa
     return type(_layer).forward(_layer, *args, **kwargs)
 
 
-@functools.lru_cache(maxsize=1)
-def _compiled() -> Any:
+# One-row steps compile with coordinate descent: Inductor tunes each kernel's block sizes by timing them, which the
+# one-row products (decode.matvec) need to approach the memory bandwidth (the tuned configurations are cached with the
+# code). Batches call cuBLAS for their products; tuning their other kernels would add seconds of compiling for little.
+OPTIONS = {"coordinate_descent_tuning": True}
+
+
+def _one_row_forward(*args: Any, **kwargs: Any) -> Any:
+    # its own code object: Dynamo keeps compiled code per code object, and this one compiles with other options
+    return _layer_forward(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=2)
+def _compiled(one_row: bool = False) -> Any:
     # dynamic=None: the first shape compiles static; a second one recompiles with its changed sizes symbolic
+    if one_row:
+        return torch.compile(_one_row_forward, dynamic=None, options=OPTIONS)
     return torch.compile(_layer_forward, dynamic=None)
 
 
@@ -59,10 +73,11 @@ def layers_of(model: Any) -> List[torch.nn.Module]:
 
 
 @contextlib.contextmanager
-def compiled_layers(model: Any, cache: Any) -> Iterator[None]:
-    """While the model runs: each decoder layer through the one compiled forward, on its own part of `cache`."""
+def compiled_layers(model: Any, cache: Any, one_row: bool = False) -> Iterator[None]:
+    """While the model runs: each decoder layer through the one compiled forward, on its own part of `cache`
+    (`one_row`: the forward compiled for one-row steps)."""
     layers = layers_of(model)
-    compiled = _compiled()
+    compiled = _compiled(one_row)
     for layer, part in zip(layers, cache.layers):
         layer.forward = functools.partial(compiled, layer, LayerCache(part))  # an instance attribute shadows the method
     try:

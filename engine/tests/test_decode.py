@@ -205,20 +205,21 @@ def _rewind(step):
     step.pos.zero_()
 
 
-def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
+@pytest.mark.parametrize("rows", [2, 1])
+def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded, rows, monkeypatch):
     """Compiled steps (decode_layers.py): every decoder layer runs one compiled forward, so the model compiles one
     graph however many layers it has (the cache index and the dense weights must not specialize it), and a step gives
-    the eager step's logits. Rows mix adapter and base, and the base linears run on dense weights (as buffers), the
-    GPU's default path; Inductor's CPU backend here."""
+    the eager step's logits. Two rows mix adapter and base; one row runs its dense linears through `matvec`; the base
+    linears run on dense weights (as buffers), the GPU's default path; Inductor's CPU backend here."""
     model, _, _ = loaded
     hf = decode._hf(model)
     layers = decode.layers_of(model)
     assert len(layers) >= 2
     bases = [m.base_layer for m in hf.modules() if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]
     dense = {m: (m, m.weight.detach().clone()) for m in bases}
-    step = decode._Step(model, 2, 128, True, dense)
-    step.row_scale.copy_(torch.tensor([1.0, 0.0]).view(2, 1, 1))
-    step.ids.copy_(torch.tensor([[5], [7]]))
+    step = decode._Step(model, rows, 128, True, dense)
+    step.row_scale.copy_(torch.tensor([1.0, 0.0][:rows]).view(rows, 1, 1))
+    step.ids.copy_(torch.tensor([[5], [7]][:rows]))
 
     def three_steps(compiled):
         _rewind(step)
@@ -234,11 +235,21 @@ def test_compiled_layers_share_one_graph_and_give_the_eager_logits(loaded):
             compiled = three_steps(True)
             again = three_steps(True)
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    if rows == 1:  # each dense linear of the layer became generated code (matvec) instead of a call to the BLAS
+        calls = counters["inductor"]["extern_calls"]
+        monkeypatch.setattr(decode, "MATVEC", False)
+        torch._dynamo.reset()
+        counters.clear()
+        with torch.inference_mode():
+            torch.testing.assert_close(three_steps(True)[0], eager[0], rtol=1e-4, atol=1e-4)
+        in_layer = set(layers[0].modules())
+        assert counters["inductor"]["extern_calls"] - calls == sum(m in in_layer for m in dense) > 0
     assert not hasattr(layers[0], "_decode_weight") and "forward" not in vars(layers[0])  # all undone after a step
     for a, b, c in zip(eager, compiled, again):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
         assert torch.equal(b, c)
-    assert (eager[0][0] - eager[0][1]).abs().max() > 1e-3  # the adapter row differs from the base row
+    if rows == 2:
+        assert (eager[0][0] - eager[0][1]).abs().max() > 1e-3  # the adapter row differs from the base row
 
 
 def test_a_failed_compilation_leaves_the_step_uncompiled(loaded, monkeypatch, caplog):
@@ -249,7 +260,7 @@ def test_a_failed_compilation_leaves_the_step_uncompiled(loaded, monkeypatch, ca
 
     def broken(*args, **kwargs):
         raise RuntimeError("backend='inductor' raised: no C++ compiler found")
-    monkeypatch.setattr(decode_layers, "_compiled", lambda: broken)
+    monkeypatch.setattr(decode_layers, "_compiled", lambda one_row=False: broken)
     step = decode._Step(model, 1, 128, False)
     step.compiled = True
     with torch.inference_mode(), step.row_hooks():
