@@ -152,6 +152,7 @@ def engine_config(model_dir: str, quantization: str) -> dict:
 ENGINE_STACKS = {
     "engine": {},
     "engine-uncompiled": {"compile": False},
+    "engine-cublas": {},  # compiled, with cuBLAS's GEMVs at one row instead of decode.matvec
     "engine-unmerged": {"merge": False},
     "engine-4bit": {"dense": False},
     "engine-no-graphs": {},
@@ -164,6 +165,7 @@ def engine(a, adapter: Path) -> None:
     graphs = a.stack != "engine-no-graphs"
     if not graphs:
         decode._graphs_possible = lambda model: False
+    decode.MATVEC = a.stack != "engine-cublas"
     stack = a.stack
     generator = Generator()
     config = engine_config(a.model, a.quantization)
@@ -216,6 +218,17 @@ def engine(a, adapter: Path) -> None:
                 same_static += mine[:PARITY_TOKENS] == static[:PARITY_TOKENS]
         emit(a, stack, 16, parity_prompts=total, parity_first32_equal=same, parity_share=same / max(total, 1),
              parity_first32_equal_to_static_reference=same_static)
+        # batch 1 runs other kernels (decode.matvec under compilation): the first 16 prompts again, one at a time
+        chunk = json.loads(parity_file.read_text())[0]
+        alone = 0
+        for ids, mask, theirs in zip(chunk["input_ids"], chunk["attention_mask"], chunk["tokens"]):
+            prompt = torch.tensor([i for i, m in zip(ids, mask) if m])[None]
+            with torch.inference_mode():
+                got = decode.decode(generator._model, prompt, torch.ones_like(prompt), max_new=PARITY_TOKENS,
+                                    eos=None, pad=generator._tokenizer.pad_token_id, graphs=generator._graphs)
+            alone += got.tokens[0][:PARITY_TOKENS] == theirs[:PARITY_TOKENS]
+        emit(a, stack, 1, parity_prompts=len(chunk["tokens"]), parity_first32_equal=alone,
+             parity_share=alone / len(chunk["tokens"]))
 
 
 def emit(a, stack: str, batch: int, **values) -> None:
