@@ -41,7 +41,7 @@ YAML
       python3 -c "
 import json, time; r = json.load(open('$out/eval/report.json'))
 print(json.dumps({'stack': 'qlora-studio eval', 'wall_s': round(time.time() - $start, 1), 'records': r['count'],
-                  'seconds': r['seconds'], 'generating': r.get('generating')}))" >"$out/eval.json" ;;
+                  'seconds': r['seconds'], 'generating': r.get('generating'), 'loading': r.get('loading')}))" >"$out/eval.json" ;;
     *) timeout 300 python3 bench/generate_bench.py --stack "$part" --model "$model" --data "$test_split" --out "$out" \
          --batches "${BATCHES:-1,16,64}" \
          >"$out/$part.json" 2>"$out/$part.log" ;;

@@ -268,7 +268,10 @@ export interface GenerateResult {
   completions: Completion[];
   /** With alsoBase: the base model's completions of the same records, in the same order. */
   baseCompletions?: Completion[];
+  /** Generating, from the first batch to the last. */
   seconds: number;
+  /** Before that, loading the model and the adapter (about 0 when the engine held both already). */
+  loadSeconds?: number;
 }
 
 /** A streamed generate's text so far, for one record (and the adapter or the base), while it is generated. */

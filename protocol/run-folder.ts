@@ -175,5 +175,8 @@ export interface EvalReport {
   /** Of `seconds`, what the engine spent generating: model loading and the channel excluded (absent in reports
    * written before 2026-12-02's second session). */
   generating?: { base: number; adapter: number };
+  /** Of `seconds`, what the engine spent loading the model and the adapters (absent in reports written before
+   * 2026-12-03's fourth session); the rest is the engine's start and the channel. */
+  loading?: { base: number; adapter: number };
 }
 

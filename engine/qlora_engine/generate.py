@@ -279,6 +279,7 @@ class Generator:
         config = resolve_format(config)
         template = load_template(config.template) if config.data.format == "template" else None
         prompts = render_prompts(template, records) if template else []
+        loading = time.perf_counter()
         self._base(config, download, cancel)
         if template is None:  # chat: the run's chat template, through the tokenizer just loaded
             chat = load_chat(config, self._tokenizer)
@@ -291,19 +292,20 @@ class Generator:
         use_base = adapter is None and isinstance(self._model, PeftModel)
         scope = self._model.disable_adapter() if use_base else contextlib.nullcontext()
         started = time.perf_counter()
+        timing = {"loadSeconds": started - loading}  # ~0 when the model and the adapter were loaded before
         completions: List[Dict[str, Any]] = []
         if temperature > 0:
             torch.manual_seed(seed)
         if also_base:
-            return self._generate_both(prompts, stops, config, started, max_new=max_new,
-                                       temperature=temperature, top_p=top_p, batch_size=batch_size, emitter=emitter)
+            return {**self._generate_both(prompts, stops, config, started, max_new=max_new, temperature=temperature,
+                                          top_p=top_p, batch_size=batch_size, emitter=emitter), **timing}
         with scope, torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
                 completions += generate_batch(self._model, self._tokenizer, prompts[start:start + batch_size],
                                               stops=stops, max_new=max_new, max_length=config.max_length,
                                               temperature=temperature, top_p=top_p, first_index=start,
                                               emit=emitter(start, 1), graphs=self._graphs)
-        return {"completions": completions, "seconds": time.perf_counter() - started}
+        return {"completions": completions, "seconds": time.perf_counter() - started, **timing}
 
     def _generate_both(self, prompts: List[str], stops: Sequence[str], config: Config, started: float, *,
                        max_new: int, temperature: float, top_p: float, batch_size: int,

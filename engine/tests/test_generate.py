@@ -43,6 +43,17 @@ def test_greedy_batch_equals_one_by_one(trained_run, generator, use_adapter):
     assert batched["seconds"] > 0
 
 
+def test_loading_is_timed_apart_from_generating(trained_run):
+    """loadSeconds: the model and the adapter loaded by this request (the evaluation report's `loading`); a
+    request on the model and adapter already held loads nothing."""
+    adapter = str(trained_run["run_dir"] / "adapter")
+    fresh = Generator()
+    first = fresh.generate(params(trained_run, adapter, records()[:1]))
+    again = fresh.generate(params(trained_run, adapter, records()[:1]))
+    assert first["loadSeconds"] > 0.01 and first["seconds"] > 0
+    assert 0 <= again["loadSeconds"] < 0.01 < first["loadSeconds"]
+
+
 def test_adapter_and_base_differ_on_one_loaded_model(trained_run, generator):
     adapter = str(trained_run["run_dir"] / "adapter")
     base = generator.generate(params(trained_run, None, records()))

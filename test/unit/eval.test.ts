@@ -54,7 +54,10 @@ function scripted(base: (r: Record<string, unknown>) => string, tuned: (r: Recor
   const generate = async (p: GenerateParams): Promise<GenerateResult> => {
     calls.push(p);
     const text = p.adapter === null ? base : tuned;
-    return { completions: p.records.map((r) => ({ text: text(r), promptTokens: 10, newTokens: 5 })), seconds: 0.01 };
+    // as the engine: the first request loads the model (2 s), the first with the adapter loads it (0.5 s)
+    const first = calls.filter((c) => c.adapter === p.adapter).length === 1;
+    const loadSeconds = first ? (p.adapter === null ? 2 : 0.5) : 0;
+    return { completions: p.records.map((r) => ({ text: text(r), promptTokens: 10, newTokens: 5 })), seconds: 0.01, loadSeconds };
   };
   return { calls, generate };
 }
@@ -178,6 +181,8 @@ describe('eval: run', () => {
     assert.deepEqual(report.referenceFields, ['summary1', 'summary2', 'summary3']);
     // the engine's own seconds per request (0.01 here), summed per phase: the time without loading the model
     assert.ok(Math.abs(report.generating!.base - 0.03) < 1e-9 && Math.abs(report.generating!.adapter - 0.03) < 1e-9);
+    assert.deepEqual(report.loading, { base: 2, adapter: 0.5 }); // and the loading, apart
+    assert.match(renderMarkdown(report), /0\.1 s generating \(0\.0 s base \+ 0\.0 s adapter\) and 2\.5 s loading the model and the adapter/);
   });
 
   it('generates longest prompts first, each record once, and reports in file order', async () => {

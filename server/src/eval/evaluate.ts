@@ -209,11 +209,13 @@ export async function runEvaluation(
   const outputs: Record<'base' | 'adapter', Completion[]> = { base: [], adapter: [] };
   const seconds = { base: 0, adapter: 0 };
   const generating = { base: 0, adapter: 0 };
+  const loading = { base: 0, adapter: 0 };
   for (const phase of ['base', 'adapter'] as const) {
     const t0 = Date.now();
     const result = await generateAll(prepared, phases[phase], generate, (done) => onProgress({ phase, done, total: prepared.records.length }), signal);
     outputs[phase] = result.completions;
     generating[phase] = result.seconds;
+    loading[phase] = result.loadSeconds;
     seconds[phase] = (Date.now() - t0) / 1000;
   }
   onProgress({ phase: 'scoring', done: 0, total: prepared.records.length });
@@ -275,6 +277,7 @@ export async function runEvaluation(
     examples,
     seconds: { ...seconds, total: (Date.now() - started) / 1000 },
     generating,
+    loading,
   };
 }
 
@@ -294,10 +297,11 @@ async function generateAll(
   generate: GenerateFn,
   progress: (done: number) => void,
   signal?: AbortSignal,
-): Promise<{ completions: Completion[]; seconds: number }> {
+): Promise<{ completions: Completion[]; seconds: number; loadSeconds: number }> {
   const out: Completion[] = new Array<Completion>(prepared.records.length);
   let done = 0;
   let seconds = 0; // the engine's own time per request: loading the model is not part of it
+  let loadSeconds = 0;
   progress(0);
   for (const indices of chunksOf(prepared.order, prepared.chunkSize)) {
     if (signal?.aborted) throw new EvalCancelledError();
@@ -326,10 +330,11 @@ async function generateAll(
     }
     indices.forEach((index, k) => (out[index] = result.completions[k]!));
     seconds += result.seconds;
+    loadSeconds += result.loadSeconds ?? 0;
     done += indices.length;
     progress(done);
   }
-  return { completions: out, seconds };
+  return { completions: out, seconds, loadSeconds };
 }
 
 /** A BadDataset about `records[i]` of a request, pointed at the record's line in the split file. */

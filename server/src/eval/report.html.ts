@@ -6,10 +6,12 @@
 import * as path from 'node:path';
 import type { EvalReport, ExampleRow, MetricRow, Prediction } from '../../../protocol/run-folder';
 
-/** ", of which N s generating (the model's loading excluded)", when the report knows it. */
+/** ", of which N s generating (…) and M s loading the model", as far as the report knows them. */
 export function generatingNote(report: EvalReport): string {
   const g = report.generating;
-  return g ? `, of which ${(g.base + g.adapter).toFixed(1)} s generating (${g.base.toFixed(1)} s base + ${g.adapter.toFixed(1)} s adapter)` : '';
+  const l = report.loading;
+  const loading = l ? ` and ${(l.base + l.adapter).toFixed(1)} s loading the model and the adapter` : '';
+  return g ? `, of which ${(g.base + g.adapter).toFixed(1)} s generating (${g.base.toFixed(1)} s base + ${g.adapter.toFixed(1)} s adapter)${loading}` : '';
 }
 
 export function escapeHtml(text: string): string {
