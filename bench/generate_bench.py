@@ -153,6 +153,7 @@ ENGINE_STACKS = {
     "engine": {},
     "engine-uncompiled": {"compile": False},
     "engine-cublas": {},  # compiled, with cuBLAS's GEMVs at one row instead of decode.matvec
+    "engine-wide-cublas": {},  # decode.matvec except for products wider out than in (Phi-2's fc1), left to cuBLAS
     "engine-unmerged": {"merge": False},
     "engine-4bit": {"dense": False},
     "engine-no-graphs": {},
@@ -161,11 +162,15 @@ ENGINE_STACKS = {
 
 def engine(a, adapter: Path) -> None:
     from qlora_engine import decode
+    from qlora_engine.dense_base import dense_linear
     from qlora_engine.generate import Generator
     graphs = a.stack != "engine-no-graphs"
     if not graphs:
         decode._graphs_possible = lambda model: False
     decode.MATVEC = a.stack != "engine-cublas"
+    if a.stack == "engine-wide-cublas":
+        matvec = decode.matvec
+        decode.matvec = lambda x, w, b: (dense_linear(x, w, b) if w.shape[0] > w.shape[1] else matvec(x, w, b))
     stack = a.stack
     generator = Generator()
     config = engine_config(a.model, a.quantization)

@@ -6,7 +6,7 @@
 # Needs: CUDA, torch + transformers + peft, bitsandbytes on PYTHONPATH (.carry/site), node (.carry/node/node.xz or
 # on PATH) and a built dist/, the test split in .carry/data (or BENCH_TEST).
 # Usage: bench/generate_speed.sh OUT_DIR [parts...]   parts: reference reference-static engine engine-uncompiled
-#        engine-cublas engine-unmerged engine-4bit engine-no-graphs eval   (BATCHES=1,16,64 for the engine and reference stacks)
+#        engine-cublas engine-wide-cublas engine-unmerged engine-4bit engine-no-graphs eval   (BATCHES=1,16,64 for the engine and reference stacks)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:?output folder}"); shift
