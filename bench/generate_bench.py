@@ -211,8 +211,9 @@ def engine(a, adapter: Path) -> None:
     emit(a, stack, 1, time_to_first_text_s=statistics.median(firsts))
     parity_file = Path(a.out) / "parity.json"
     if graphs and parity_file.is_file() and a.parity:
+        chunks = json.loads(parity_file.read_text())
         same = same_static = total = 0
-        for chunk in json.loads(parity_file.read_text()):
+        for chunk in chunks:
             with torch.inference_mode():
                 got = decode.decode(generator._model, torch.tensor(chunk["input_ids"]),
                                     torch.tensor(chunk["attention_mask"]), max_new=PARITY_TOKENS, eos=None,
@@ -224,7 +225,7 @@ def engine(a, adapter: Path) -> None:
         emit(a, stack, 16, parity_prompts=total, parity_first32_equal=same, parity_share=same / max(total, 1),
              parity_first32_equal_to_static_reference=same_static)
         # batch 1 runs other kernels (decode.matvec under compilation): the first 16 prompts again, one at a time
-        chunk = json.loads(parity_file.read_text())[0]
+        chunk = chunks[0]
         alone = 0
         for ids, mask, theirs in zip(chunk["input_ids"], chunk["attention_mask"], chunk["tokens"]):
             prompt = torch.tensor([i for i, m in zip(ids, mask) if m])[None]
